@@ -1,0 +1,1 @@
+"""Analyses built on the engine (the pruned-set overlap of criteria, ...)."""

@@ -1,0 +1,90 @@
+"""Structural similarity of pruning criteria (the paper's Fig. 6).
+
+At a topology update every compared criterion is asked which weights it would prune, on the
+*same* state (weights, mask, gradient), without changing that state: each gets its own
+generator seeded from the run seed and the step, so the comparison neither perturbs the run's
+random stream nor depends on the order in which criteria are listed. The pruned set of
+criterion c is P_c; the overlap of a and b is the Jaccard index |P_a ∩ P_b| / |P_a ∪ P_b|,
+reported per layer and pooled over all layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from itertools import combinations
+from typing import Any
+
+import torch
+
+from dstbench.registry import CriterionInfo
+from dstbench.sparse.masker import Masker, MomentumLookup
+from dstbench.sparse.ops import LayerContext, prune_positions
+
+Compared = Sequence[tuple[str, CriterionInfo, Mapping[str, Any]]]
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A deterministic 63-bit seed from ``seed`` and labels (stable across processes)."""
+    text = ":".join(str(p) for p in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+def pruned_sets(
+    masker: Masker,
+    compared: Compared,
+    *,
+    prune_fraction: float,
+    step: int,
+    seed: int,
+    momentum: MomentumLookup | None = None,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """label -> layer -> bool tensor of the weights that criterion would prune now.
+
+    Layers the update would skip (empty or full) are left out. The masker is not modified.
+    """
+    result: dict[str, dict[str, torch.Tensor]] = {label: {} for label, _, _ in compared}
+    for layer in masker.layers:
+        active = layer.target
+        if active == 0 or active == layer.numel:
+            continue
+        n = min(math.ceil(prune_fraction * active), active)
+        for label, info, params in compared:
+            ctx = LayerContext(
+                weight=layer.weight.detach(),
+                mask=layer.mask,
+                grad=layer.weight.grad if info.needs_grad else None,
+                momentum=momentum(layer.weight) if momentum and info.needs_momentum else None,
+                layer=layer.name,
+                step=step,
+                generator=torch.Generator().manual_seed(derive_seed(seed, step, layer.name, label)),
+            )
+            result[label][layer.name] = prune_positions(info, params, ctx, n)
+    return result
+
+
+def jaccard(a: torch.Tensor, b: torch.Tensor) -> float:
+    """|a ∩ b| / |a ∪ b| of two bool tensors (1.0 when both are empty)."""
+    union = int((a | b).sum())
+    return 1.0 if union == 0 else int((a & b).sum()) / union
+
+
+def overlap(sets: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, Any]:
+    """Pairwise Jaccard indices: pooled over layers, and per layer.
+
+    :returns: ``{"pooled": {"a|b": J, ...}, "layers": {layer: {"a|b": J, ...}}}``.
+    """
+    labels = sorted(sets)
+    layers = sorted({layer for per_layer in sets.values() for layer in per_layer})
+    pooled: dict[str, float] = {}
+    by_layer: dict[str, dict[str, float]] = {layer: {} for layer in layers}
+    for a, b in combinations(labels, 2):
+        inter = union = 0
+        for layer in layers:
+            pa, pb = sets[a][layer], sets[b][layer]
+            i, u = int((pa & pb).sum()), int((pa | pb).sum())
+            inter, union = inter + i, union + u
+            by_layer[layer][f"{a}|{b}"] = 1.0 if u == 0 else i / u
+        pooled[f"{a}|{b}"] = 1.0 if union == 0 else inter / union
+    return {"pooled": pooled, "layers": by_layer}

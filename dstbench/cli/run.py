@@ -1,0 +1,125 @@
+"""``dstbench run``: train one run and write its result record."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from dstbench.cli import warn_plugin_failures
+from dstbench.engine.spec import FIELDS, PAPER_FIDELITY, describe_spec
+from dstbench.engine.train import execute
+from dstbench.errors import DstbenchError
+from dstbench.io import write_json_atomic
+
+NAME = "run"
+HELP = "Train one sparse (or dense/static baseline) run and write its JSON record."
+
+_TYPES: dict[str, Any] = {"int": int, "float": float}
+
+
+def _fractions(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per run-spec key (``--update-period`` for ``update_period``), plus I/O."""
+    spec_group = parser.add_argument_group("run spec (defaults: the dataset's, else the paper's)")
+    for key, field in FIELDS.items():
+        flag = "--" + key.replace("_", "-")
+        default_text = f" (default: {field.default})" if field.default not in (None, []) else ""
+        kwargs: dict[str, Any] = {"dest": key, "default": None, "help": field.help + default_text}
+        if field.type == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif field.type == "choice":
+            kwargs["choices"] = field.choices
+        elif field.type == "fractions":
+            kwargs["type"] = _fractions
+            kwargs["metavar"] = "F,F"
+        elif field.type.startswith("components:"):
+            kwargs["action"] = "append"
+            kwargs["metavar"] = "NAME"
+            kwargs["help"] += " (repeat the option for several)"
+        elif field.type in _TYPES:
+            kwargs["type"] = _TYPES[field.type]
+        else:
+            kwargs["metavar"] = "NAME[k=v]"
+        spec_group.add_argument(flag, **kwargs)
+    io = parser.add_argument_group("execution")
+    io.add_argument(
+        "--paper-faithful",
+        action="store_true",
+        help="reproduce the paper code's behaviour: "
+        + ", ".join(f"{k}={v}" for k, v in PAPER_FIDELITY.items()),
+    )
+    io.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    io.add_argument(
+        "--data-root",
+        default=None,
+        help="data directory (default: $DSTBENCH_DATA or ~/.cache/dstbench/data)",
+    )
+    io.add_argument(
+        "--download", action="store_true", help="allow datasets to download missing files"
+    )
+    io.add_argument("--output", "-o", default=None, help="write the JSON result record here")
+    io.add_argument(
+        "--json", action="store_true", help="print the whole record as JSON instead of a summary"
+    )
+
+
+def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The raw spec given on the command line (unset options left to the defaults)."""
+    raw = {key: getattr(args, key) for key in FIELDS if getattr(args, key) is not None}
+    if args.paper_faithful:
+        for key, value in PAPER_FIDELITY.items():
+            raw.setdefault(key, value)
+    return raw
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    """One line: status, what ran, the headline metrics, density, updates and time."""
+    spec = record["spec"]
+    metrics = record["metrics"]
+    parts = [f"{record['status']:<8}", describe_spec(spec)]
+    if metrics.get("test_accuracy") is not None:
+        acc = f"test acc {metrics['test_accuracy']:.4f}"
+        if metrics.get("best_val_test_accuracy") is not None:
+            acc += f" (best-val epoch {metrics['best_val_test_accuracy']:.4f})"
+        parts.append(acc)
+    density = record["density"]
+    if density.get("achieved") is not None:
+        parts.append(f"density {density['achieved']:.4f} (target {density['target']:.4f})")
+    parts.append(f"{record['topology']['updates']} updates")
+    parts.append(f"{record['timings'].get('total_seconds', 0.0):.1f}s")
+    if record["status"] in ("diverged", "invalid"):
+        parts.append(f"reason: {record.get('reason')}")
+    if record["status"] == "failed" and record.get("error"):
+        parts.append(f"{record['error']['type']}: {record['error']['message']}")
+    return " | ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, print the summary, write the record."""
+    warn_plugin_failures()
+    record = execute(
+        spec_from_args(args), device=args.device, data_root=args.data_root, download=args.download
+    )
+    if args.output:
+        write_json_atomic(args.output, record)
+    if args.json:
+        print(json.dumps(record, indent=2, sort_keys=True))
+    else:
+        line = summary_line(record)
+        print(line + (f" -> {args.output}" if args.output else ""))
+    error = record.get("error") or {}
+    if record["status"] == "failed" and error.get("user_error"):
+        raise DstbenchError(error["message"])
+    if record["status"] == "failed":
+        sys.stderr.write(error.get("traceback", ""))
+    return 0 if record["status"] == "ok" else 1

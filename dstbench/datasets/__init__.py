@@ -1,0 +1,1 @@
+"""Dataset loaders (they read the real on-disk formats; the datasets plugin registers them)."""

@@ -1,0 +1,228 @@
+"""What a dataset plugin returns, and how the engine turns it into batches.
+
+Datasets that fit in memory are :class:`TensorSplit` objects: the engine moves them to the
+training device once and produces every batch (and its augmentation) with tensor ops into
+preallocated buffers, so there is no per-sample Python in the loop. Larger datasets are any
+``torch.utils.data.Dataset`` and go through a ``DataLoader`` with workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+#: A batch augmentation: ``transform(x, generator) -> x`` on a whole batch, with tensor ops.
+BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+DATA_ENV = "DSTBENCH_DATA"
+
+
+@dataclass
+class TensorSplit:
+    """An in-memory split: inputs ``x`` (N, ...) and integer labels ``y`` (N,)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.x.shape[0] != self.y.shape[0]:
+            msg = f"x has {self.x.shape[0]} samples but y has {self.y.shape[0]}"
+            raise ValueError(msg)
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def subset(self, index: torch.Tensor) -> TensorSplit:
+        """The samples at ``index``."""
+        return TensorSplit(self.x[index], self.y[index])
+
+    def to(self, device: torch.device | str) -> TensorSplit:
+        """This split on ``device``."""
+        return TensorSplit(self.x.to(device), self.y.to(device))
+
+
+Split = TensorSplit | Dataset  # type: ignore[type-arg]
+
+
+@dataclass
+class DatasetParts:
+    """What a dataset factory returns.
+
+    ``val`` is normally None: the engine then carves the validation split out of ``train``
+    (fixed across seeds). A dataset gives ``val`` itself only for an option that reproduces a
+    specific protocol (e.g. the paper's "validate on the test set" for CIFAR-100).
+    """
+
+    train: Split
+    test: Split
+    input_shape: tuple[int, ...]
+    num_classes: int
+    val: Split | None = None
+    #: Augmentation for training batches (tensor splits only), e.g. random crop + flip.
+    train_transform: BatchTransform | None = None
+    #: DataLoader workers for Dataset-backed splits.
+    num_workers: int = 2
+    #: Free-form notes recorded in the result (e.g. which split protocol was used).
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetContext:
+    """What a dataset factory is told about where to read data."""
+
+    #: The resolved data directory (it may not exist yet).
+    root: Path
+    #: Whether the factory may download missing data.
+    download: bool = False
+
+
+def default_data_root() -> Path:
+    """``$DSTBENCH_DATA``, else the per-user cache directory (``~/.cache/dstbench/data``)."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "dstbench" / "data"
+
+
+def resolve_data_root(explicit: str | os.PathLike[str] | None) -> Path:
+    """The data root: an explicit one (from the suite or CLI) first, then the defaults."""
+    return Path(explicit).expanduser() if explicit else default_data_root()
+
+
+#: Seed of the train/validation split: fixed, so every run seed sees the same validation set.
+SPLIT_SEED = 20231
+
+
+def carve_validation(train: Split, fraction: float) -> tuple[Split, Split | None]:
+    """Hold out ``fraction`` of ``train`` as the validation split (same split for every seed).
+
+    The held-out samples are never augmented (they are served like the test set).
+    """
+    n = len(train)  # type: ignore[arg-type]
+    n_val = round(fraction * n)
+    if n_val == 0:
+        return train, None
+    if n_val >= n:
+        msg = f"val_fraction {fraction} leaves no training samples out of {n}"
+        raise ValueError(msg)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    train_idx, val_idx = order[: n - n_val].sort().values, order[n - n_val :].sort().values
+    if isinstance(train, TensorSplit):
+        return train.subset(train_idx), train.subset(val_idx)
+    return Subset(train, train_idx.tolist()), Subset(train, val_idx.tolist())
+
+
+class TensorBatches:
+    """Batches of an on-device :class:`TensorSplit`, gathered into reused buffers.
+
+    Each epoch draws one permutation from the generator; every batch is an ``index_select``
+    into a preallocated buffer (the last, smaller batch into a view of it), then the optional
+    augmentation. The yielded tensors are overwritten by the next batch.
+    """
+
+    def __init__(
+        self,
+        split: TensorSplit,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        transform: BatchTransform | None = None,
+    ) -> None:
+        self.split = split
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+        self.transform = transform
+        size = min(batch_size, len(split))
+        self._x = torch.empty(
+            (size, *split.x.shape[1:]), dtype=split.x.dtype, device=split.x.device
+        )
+        self._y = torch.empty((size,), dtype=split.y.dtype, device=split.y.device)
+
+    def __len__(self) -> int:
+        return -(-len(self.split) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.split)
+        device = self.split.x.device
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(device)
+        else:
+            order = torch.arange(n, device=device)
+        for start in range(0, n, self.batch_size):
+            index = order[start : start + self.batch_size]
+            size = index.shape[0]
+            xb, yb = self._x[:size], self._y[:size]
+            torch.index_select(self.split.x, 0, index, out=xb)
+            torch.index_select(self.split.y, 0, index, out=yb)
+            if self.transform is not None:
+                assert self.generator is not None
+                xb = self.transform(xb, self.generator)
+            yield xb, yb
+
+
+class LoaderBatches:
+    """Batches of a ``Dataset`` through a ``DataLoader`` (workers, pinned memory on GPU)."""
+
+    def __init__(
+        self,
+        dataset: Dataset,  # type: ignore[type-arg]
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None,
+        device: torch.device,
+        num_workers: int,
+    ) -> None:
+        self.device = device
+        self.loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=num_workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=num_workers > 0,
+        )
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for xb, yb in self.loader:
+            yield xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+
+
+Batches = TensorBatches | LoaderBatches
+
+
+def make_batches(
+    split: Split,
+    batch_size: int,
+    *,
+    device: torch.device,
+    shuffle: bool,
+    generator: torch.Generator | None = None,
+    transform: BatchTransform | None = None,
+    num_workers: int = 2,
+) -> Batches:
+    """The right batch iterator for ``split``: tensor path when in memory, else a DataLoader."""
+    if isinstance(split, TensorSplit):
+        return TensorBatches(
+            split.to(device), batch_size, shuffle=shuffle, generator=generator, transform=transform
+        )
+    return LoaderBatches(
+        split,
+        batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        device=device,
+        num_workers=num_workers,
+    )

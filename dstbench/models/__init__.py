@@ -1,0 +1,1 @@
+"""Model architectures (plain ``nn.Module`` code; the built-in models plugin registers them)."""

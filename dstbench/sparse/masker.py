@@ -1,0 +1,309 @@
+"""The Masker: which weights are sparse, their exact masks, and the prune-and-grow update."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from dstbench.errors import SpecError
+from dstbench.registry import CriterionInfo, GrowthInfo
+from dstbench.sparse.ops import LayerContext, grow_positions, prune_positions
+
+MaskInit = Literal["exact", "bernoulli"]
+
+#: Module types whose ``weight`` is sparsified: Linear and every Conv/ConvTranspose.
+SPARSE_MODULE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.modules.conv._ConvNd)
+
+
+def sparse_parameters(
+    model: nn.Module, *, dense_first: bool = False, dense_last: bool = False
+) -> list[tuple[str, nn.Parameter]]:
+    """The weights dstbench sparsifies, in module order: Linear and Conv weights only.
+
+    Biases and normalisation layers are never sparse. A weight shared between modules is
+    listed once. ``dense_first``/``dense_last`` leave the first/last such layer dense.
+    """
+    seen: set[int] = set()
+    found: list[tuple[str, nn.Parameter]] = []
+    for module_name, module in model.named_modules():
+        if isinstance(module, SPARSE_MODULE_TYPES):
+            weight = module.weight
+            if id(weight) in seen:
+                continue
+            seen.add(id(weight))
+            found.append((f"{module_name}.weight" if module_name else "weight", weight))
+    if dense_first and found:
+        found = found[1:]
+    if dense_last and found:
+        found = found[:-1]
+    return found
+
+
+@dataclass
+class SparseLayer:
+    """One sparse weight and its mask."""
+
+    name: str
+    weight: nn.Parameter
+    #: Bool mask of active positions.
+    mask: torch.Tensor
+    #: The same mask in the weight's dtype, for fused multiplication in the optimizer.
+    float_mask: torch.Tensor
+    #: Active count the layer must hold at every update.
+    target: int
+
+    @property
+    def numel(self) -> int:
+        """Number of positions in the layer."""
+        return self.weight.numel()
+
+
+@dataclass
+class LayerUpdate:
+    """What one topology update did to one layer."""
+
+    name: str
+    pruned: torch.Tensor
+    grown: torch.Tensor
+    n_pruned: int
+    n_grown: int
+    #: Positions pruned and grown back in the same update (weight and momentum kept).
+    n_regrown: int
+    active: int
+
+
+@dataclass
+class TopologyUpdate:
+    """One prune-and-grow update over all sparse layers."""
+
+    step: int
+    prune_fraction: float
+    layers: list[LayerUpdate]
+
+    @property
+    def n_pruned(self) -> int:
+        """Total weights pruned (selection count)."""
+        return sum(u.n_pruned for u in self.layers)
+
+    @property
+    def n_grown(self) -> int:
+        """Total weights grown (selection count)."""
+        return sum(u.n_grown for u in self.layers)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts only, JSON-ready (the result record keeps one per update)."""
+        return {
+            "step": self.step,
+            "prune_fraction": self.prune_fraction,
+            "pruned": self.n_pruned,
+            "grown": self.n_grown,
+            "regrown": sum(u.n_regrown for u in self.layers),
+        }
+
+
+MomentumLookup = Callable[[nn.Parameter], "torch.Tensor | None"]
+
+
+class Masker:
+    """Holds the masks of a model's sparse weights and updates them.
+
+    Masks are exact: layer l holds ``round(d_l · N_l)`` active weights chosen uniformly at
+    random (``mask_init="bernoulli"`` samples each position independently instead, as the
+    paper's code does). Inactive weights are exactly zero; the engine's optimizer keeps them
+    so by multiplying its update by the mask.
+    """
+
+    def __init__(
+        self,
+        layers: list[tuple[str, nn.Parameter]],
+        densities: Mapping[str, float],
+        *,
+        generator: torch.Generator,
+        mask_init: MaskInit = "exact",
+    ) -> None:
+        self.generator = generator
+        self.layers: list[SparseLayer] = []
+        for name, weight in layers:
+            density = densities[name]
+            mask = self._initial_mask(weight, density, mask_init)
+            # The target is the distribution's count, not a reading of the mask, so that the
+            # invariant check compares two independent numbers.
+            target = round(density * weight.numel()) if mask_init == "exact" else int(mask.sum())
+            self.layers.append(
+                SparseLayer(
+                    name=name,
+                    weight=weight,
+                    mask=mask,
+                    float_mask=mask.to(weight.dtype),
+                    target=target,
+                )
+            )
+        self.apply()
+
+    def _initial_mask(self, weight: torch.Tensor, density: float, mode: MaskInit) -> torch.Tensor:
+        numel = weight.numel()
+        if mode == "bernoulli":
+            flat = torch.rand(numel, generator=self.generator) < density
+        elif mode == "exact":
+            flat = torch.zeros(numel, dtype=torch.bool)
+            flat[torch.randperm(numel, generator=self.generator)[: round(density * numel)]] = True
+        else:
+            msg = f"mask_init must be 'exact' or 'bernoulli', got {mode!r}"
+            raise SpecError(msg)
+        return flat.view_as(weight).to(weight.device)
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def weights(self) -> list[nn.Parameter]:
+        """The sparse weights, in layer order."""
+        return [layer.weight for layer in self.layers]
+
+    def float_masks(self) -> dict[nn.Parameter, torch.Tensor]:
+        """weight -> mask in the weight's dtype (the optimizer multiplies its update by it)."""
+        return {layer.weight: layer.float_mask for layer in self.layers}
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        """Zero every inactive weight (one fused multiply over all layers)."""
+        torch._foreach_mul_(self.weights, [layer.float_mask for layer in self.layers])
+
+    def total(self) -> int:
+        """Total number of sparse positions."""
+        return sum(layer.numel for layer in self.layers)
+
+    def active(self) -> int:
+        """Total number of active positions (host sync)."""
+        return sum(int(layer.mask.sum()) for layer in self.layers)
+
+    def density(self) -> float:
+        """Achieved global density over the sparse layers."""
+        total = self.total()
+        return self.active() / total if total else 1.0
+
+    def layer_densities(self) -> dict[str, float]:
+        """Achieved density per layer."""
+        return {layer.name: int(layer.mask.sum()) / layer.numel for layer in self.layers}
+
+    def contexts(
+        self, *, step: int, momentum: MomentumLookup | None = None, need_grad: bool = True
+    ) -> list[LayerContext]:
+        """A context per layer describing the current state (used for what-if analyses)."""
+        return [
+            LayerContext(
+                weight=layer.weight.detach(),
+                mask=layer.mask,
+                grad=layer.weight.grad if need_grad else None,
+                momentum=momentum(layer.weight) if momentum else None,
+                layer=layer.name,
+                step=step,
+                generator=self.generator,
+            )
+            for layer in self.layers
+        ]
+
+    # --- the update ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def update(
+        self,
+        *,
+        step: int,
+        prune_fraction: float,
+        criterion: CriterionInfo,
+        criterion_params: Mapping[str, Any],
+        growth: GrowthInfo,
+        growth_params: Mapping[str, Any],
+        momentum: MomentumLookup | None = None,
+        reset_momentum: bool = True,
+    ) -> TopologyUpdate:
+        """Prune ``ceil(ζ·active)`` weights per layer by ``criterion``, grow as many by ``growth``.
+
+        Newly activated weights are zero; with ``reset_momentum`` their momentum is zeroed too.
+        A position pruned and grown back in the same update keeps its value and momentum (as in
+        RigL and the paper's code). Layers with no inactive position left to grow into (density
+        1) are skipped: their topology cannot change.
+        """
+        updates: list[LayerUpdate] = []
+        for layer in self.layers:
+            active = layer.target
+            if active == 0 or active == layer.numel:
+                continue
+            n = min(math.ceil(prune_fraction * active), active)
+            if n == 0:
+                continue
+            momentum_buffer = momentum(layer.weight) if momentum is not None else None
+            ctx = LayerContext(
+                weight=layer.weight.detach(),
+                mask=layer.mask,
+                grad=layer.weight.grad if criterion.needs_grad else None,
+                momentum=momentum_buffer if criterion.needs_momentum else None,
+                layer=layer.name,
+                step=step,
+                generator=self.generator,
+            )
+            pruned = prune_positions(criterion, criterion_params, ctx, n)
+            after_prune = layer.mask & ~pruned
+            grow_ctx = LayerContext(
+                weight=layer.weight.detach(),
+                mask=after_prune,
+                grad=layer.weight.grad if growth.needs_grad else None,
+                momentum=momentum_buffer if growth.needs_momentum else None,
+                layer=layer.name,
+                step=step,
+                generator=self.generator,
+            )
+            grown = grow_positions(growth, growth_params, grow_ctx, n)
+            new_mask = after_prune | grown
+            if reset_momentum and momentum_buffer is not None:
+                momentum_buffer.masked_fill_(grown & ~layer.mask, 0.0)
+            layer.mask.copy_(new_mask)
+            layer.float_mask.copy_(new_mask)
+            # Removed weights become zero; new ones already are (inactive weights are zero).
+            layer.weight.mul_(layer.float_mask)
+            n_grown = int(grown.sum())
+            if not growth.exact:
+                layer.target = active - n + n_grown
+            updates.append(
+                LayerUpdate(
+                    name=layer.name,
+                    pruned=pruned,
+                    grown=grown,
+                    n_pruned=n,
+                    n_grown=n_grown,
+                    n_regrown=int((pruned & grown).sum()),
+                    active=layer.target,
+                )
+            )
+        return TopologyUpdate(step=step, prune_fraction=prune_fraction, layers=updates)
+
+    # --- invariants ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def violations(self, *, exact_growth: bool = True) -> list[str]:
+        """Broken invariants, as messages: per-layer active count == target, inactive weights
+        exactly zero. (pruned == grown is checked per update by :func:`update_violations`.)
+        """
+        problems = []
+        for layer in self.layers:
+            count = int(layer.mask.sum())
+            if exact_growth and count != layer.target:
+                problems.append(f"{layer.name}: {count} active weights, target {layer.target}")
+            stray = int(torch.count_nonzero(layer.weight.detach()[~layer.mask]))
+            if stray:
+                problems.append(f"{layer.name}: {stray} inactive weights are not zero")
+        return problems
+
+
+def update_violations(update: TopologyUpdate) -> list[str]:
+    """pruned == grown for every layer of an update with exact growth."""
+    return [
+        f"{u.name}: pruned {u.n_pruned} but grew {u.n_grown} at step {update.step}"
+        for u in update.layers
+        if u.n_pruned != u.n_grown
+    ]

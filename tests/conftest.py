@@ -1,0 +1,43 @@
+"""Shared fixtures. Tests never load third-party plugins installed in the environment unless a
+test asks for them: the allow-list is set to empty before any plugin is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["DSTBENCH_LOAD_PLUGINS"] = ""
+os.environ.pop("DSTBENCH_DISABLE_PLUGINS", None)
+
+from collections.abc import Iterator  # noqa: E402 - the environment must be set first
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from dstbench.plugins import LoadedPlugins, get_plugins, load_plugins, set_plugins  # noqa: E402
+
+
+@pytest.fixture
+def registry():
+    """The registry of the built-in plugins."""
+    return get_plugins().registry
+
+
+@pytest.fixture
+def use_plugins() -> Iterator:
+    """Install extra throw-away plugins process-wide for one test: ``use_plugins(("name", obj))``."""
+    previous = get_plugins()
+
+    def install(*extra: tuple[str, object]) -> LoadedPlugins:
+        loaded = load_plugins(extra=extra, env={"DSTBENCH_LOAD_PLUGINS": ",".join(n for n, _ in extra)})
+        set_plugins(loaded)
+        return loaded
+
+    yield install
+    set_plugins(previous)
+
+
+@pytest.fixture
+def generator() -> torch.Generator:
+    """A seeded CPU generator."""
+    return torch.Generator().manual_seed(0)
