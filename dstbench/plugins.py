@@ -141,7 +141,8 @@ def _entry_point_candidates() -> list[_Candidate]:
     if not any(c.distribution == CORE_DISTRIBUTION for c in candidates):
         # Running from a source checkout that is not installed: load the built-ins directly.
         candidates[:0] = _builtin_candidates()
-    return candidates
+    # Built-ins first, then third-party plugins by name: a stable order whatever sys.path says.
+    return sorted(candidates, key=lambda c: (c.distribution != CORE_DISTRIBUTION, c.name))
 
 
 def _builtin_candidates() -> list[_Candidate]:
@@ -255,8 +256,8 @@ def _collect_registrations(
     failed: set[str] = set()
     for kind, hook_name in REGISTRATION_HOOKS.items():
         caller = getattr(manager.hook, hook_name)
-        # get_hookimpls() lists in reverse call order; register in plugin-load order instead.
-        for impl in reversed(caller.get_hookimpls()):
+        # get_hookimpls() lists implementations in plugin registration order.
+        for impl in caller.get_hookimpls():
             name = impl.plugin_name
             if name in failed:
                 continue

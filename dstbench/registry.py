@@ -311,6 +311,13 @@ class ComponentTable(Mapping[str, ComponentInfo]):
             )
             raise UnknownComponentError(msg) from None
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def get(self, name: str, default: ComponentInfo | None = None) -> ComponentInfo | None:  # type: ignore[override]
+        """The info for ``name``, or ``default``."""
+        return self._items.get(name, default)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
 

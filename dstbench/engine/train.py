@@ -379,6 +379,12 @@ class Trainer:
                         )
                         if zeta > 0:
                             due = fraction = float(zeta)
+                    if due is not None and not math.isfinite(loss.item()):
+                        # Checked only at updates (one sync per ΔT): NaN weights would make
+                        # every criterion's scores NaN.
+                        raise RunStopped(
+                            "diverged", f"training loss became {loss.item()} at step {self.step}"
+                        )
                     if due is not None and not update_after_step:
                         self._topology_update(run, optimizer, due)
                     optimizer.step()

@@ -1,0 +1,99 @@
+"""``dstbench run`` and ``dstbench plugins`` as a user runs them: a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def dstbench(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "dstbench", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_run_prints_one_summary_line_and_writes_the_record(tmp_path):
+    out = tmp_path / "run.json"
+    result = dstbench(
+        "run",
+        "--model",
+        "mlp",
+        "--dataset",
+        "digits",
+        "--criterion",
+        "magnitude",
+        "--growth",
+        "gradient",
+        "--density",
+        "0.1",
+        "--epochs",
+        "3",
+        "--seed",
+        "0",
+        "--output",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("ok") and "test acc" in lines[0] and "density 0.1000" in lines[0]
+    record = json.loads(out.read_text())
+    assert record["status"] == "ok"
+    assert record["spec"]["criterion"]["name"] == "magnitude" and record["spec"]["epochs"] == 3
+    assert f"test acc {record['metrics']['test_accuracy']:.4f}" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--dataset", "digts"],
+            "dataset: unknown dataset 'digts' (did you mean 'digits'?); registered datasets: 'digits'",
+        ),
+        (
+            ["--dataset", "digits", "--criterion", "mest[lamb=2]"],
+            "has no parameter 'lamb' (did you mean 'lam'?)",
+        ),
+        (
+            ["--dataset", "digits", "--density", "1.5"],
+            "density: expected a value in (0, 1], got 1.5",
+        ),
+        (["--dataset", "digits", "--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
+        (["--dataset", "digits", "--update-order", "sideways"], "invalid choice: 'sideways'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(tmp_path, args, message):
+    out = tmp_path / "run.json"
+    result = dstbench("run", "--model", "mlp", *args, "--output", str(out))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_plugins_lists_every_builtin_with_version_as_json():
+    result = dstbench("plugins", "--json", "--components")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    names = {p["name"]: p for p in payload["plugins"]}
+    assert names["builtin-criteria"]["registered"]["criteria"] == [
+        "magnitude",
+        "set",
+        "mest",
+        "snip",
+        "rsensitivity",
+        "sensitivity",
+        "random",
+    ]
+    assert names["builtin-criteria"]["distribution"] == "dstbench"
+    assert payload["components"]["criteria"]["mest"]["params"] == {"lam": 1.0}
+    table = dstbench("plugins")
+    assert "builtin-growth" in table.stdout and "gradient" in table.stdout
