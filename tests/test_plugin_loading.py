@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 import re
 import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 
 import dstbench
