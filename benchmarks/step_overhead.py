@@ -88,7 +88,8 @@ def main() -> None:
         extra=[("random-cifar", RandomCifar())], env={"DSTBENCH_LOAD_PLUGINS": "random-cifar"}
     )
     print(
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}, ΔT = {args.period}"
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"device {args.device}, ΔT = {args.period}"
     )
     ratios = {}
     for model in args.models:
@@ -102,12 +103,14 @@ def main() -> None:
         print(
             f"{model:>10}: dense {statistics.median(dense) / args.period * 1e3:7.2f} ms/step, "
             f"DST {statistics.median(dst) / args.period * 1e3:7.2f} ms/step, "
-            f"ratio per pair {', '.join(f'{r:.3f}' for r in pair_ratios)} -> median {ratios[model]:.3f}"
+            f"ratio per pair {', '.join(f'{r:.3f}' for r in pair_ratios)} "
+            f"-> median {ratios[model]:.3f}"
         )
     worst = max(ratios, key=ratios.__getitem__)
     detail = ", ".join(f"{m} {r:.3f}" for m, r in ratios.items())
     print(
-        f"DST/dense training-time ratio at ΔT={args.period} (update included): {ratios[worst]:.3f} (worst; {detail})"
+        f"DST/dense training-time ratio at ΔT={args.period} (update included): "
+        f"{ratios[worst]:.3f} (worst; {detail})"
     )
 
 

@@ -55,7 +55,7 @@ def test_run_prints_one_summary_line_and_writes_the_record(tmp_path):
     [
         (
             ["--dataset", "digts"],
-            "dataset: unknown dataset 'digts' (did you mean 'digits'?); registered datasets: 'digits'",
+            "dataset: unknown dataset 'digts' (did you mean 'digits'?); registered datasets:",
         ),
         (
             ["--dataset", "digits", "--criterion", "mest[lamb=2]"],

@@ -131,10 +131,10 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both(tmp_path, monk
     clash = ABS_GRAD.replace('"abs_grad"', '"magnitude"')
     fake_distribution(tmp_path, "dstbench-clash", "1.0", {"clash": clash})
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(
-        PluginError,
-        match=r"criterion 'magnitude' is registered by both plugin 'builtin-criteria' and plugin 'clash'",
-    ):
+    both = (
+        r"criterion 'magnitude' is registered by both plugin 'builtin-criteria' and plugin 'clash'"
+    )
+    with pytest.raises(PluginError, match=both):
         load_plugins(env={})
 
 
