@@ -431,7 +431,7 @@ def test_higgs_run_trains_one_logit_with_binary_cross_entropy(tmp_path):
 def test_tiny_imagenet_run_through_dataloader_workers(tmp_path):
     write_tiny_imagenet(tmp_path, per_class=4, n_val=4)
     record = dstbench.execute(
-        short(model="mlp", dataset="tiny_imagenet[workers=1]", batch_size=4),
+        short(model="mlp[hidden=[32]]", dataset="tiny_imagenet[workers=1]", batch_size=4),
         data_root=tmp_path,
     )
     assert record["status"] == "ok", record.get("error")
@@ -442,3 +442,27 @@ def test_tensor_splits_stay_tensor_splits(tmp_path):
     write_cifar10(tmp_path)
     parts = load_cifar10(ctx(tmp_path))
     assert isinstance(parts.train, TensorSplit) and isinstance(parts.test, TensorSplit)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("dataset", "writer"),
+    [
+        ("cifar10", lambda root: write_cifar10(root, per_batch=8)),
+        ("tiny_imagenet[workers=1]", lambda root: write_tiny_imagenet(root, per_class=4)),
+    ],
+)
+def test_same_spec_same_seed_same_result_with_augmentation(tmp_path, dataset, writer):
+    writer(tmp_path)
+    spec = short(model="mlp[hidden=[32]]", dataset=dataset, batch_size=4, epochs=2)
+    first = dstbench.execute(spec, data_root=tmp_path)
+    second = dstbench.execute(spec, data_root=tmp_path)
+    assert first["status"] == second["status"] == "ok", first.get("error")
+    assert (
+        first["metrics"]["curve"][-1]["train_loss"] == second["metrics"]["curve"][-1]["train_loss"]
+    )
+    assert first["metrics"]["test_accuracy"] == second["metrics"]["test_accuracy"]
+    other = dstbench.execute({**spec, "seed": 1}, data_root=tmp_path)
+    assert (
+        other["metrics"]["curve"][-1]["train_loss"] != first["metrics"]["curve"][-1]["train_loss"]
+    )
