@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -80,6 +80,10 @@ class DatasetContext:
     root: Path
     #: Whether the factory may download missing data.
     download: bool = False
+    #: The spec's ``validation``: ``"split"`` (the engine carves the validation split from
+    #: ``train``; the factory returns ``val=None``) or ``"paper"`` (the factory reproduces the
+    #: paper's own choice, returning ``val`` and the matching ``train``).
+    validation: str = "split"
 
 
 def default_data_root() -> Path:
@@ -95,6 +99,18 @@ def resolve_data_root(explicit: str | os.PathLike[str] | None) -> Path:
     return Path(explicit).expanduser() if explicit else default_data_root()
 
 
+@runtime_checkable
+class Unaugmentable(Protocol):
+    """A ``Dataset`` that augments its samples and can serve them without augmentation.
+
+    :func:`carve_validation` uses ``unaugmented()`` for the held-out validation samples.
+    """
+
+    def unaugmented(self) -> Dataset[Any]:
+        """The same samples, in the same order, with the evaluation transform."""
+        ...
+
+
 #: Seed of the train/validation split: fixed, so every run seed sees the same validation set.
 SPLIT_SEED = 20231
 
@@ -102,7 +118,9 @@ SPLIT_SEED = 20231
 def carve_validation(train: Split, fraction: float) -> tuple[Split, Split | None]:
     """Hold out ``fraction`` of ``train`` as the validation split (same split for every seed).
 
-    The held-out samples are never augmented (they are served like the test set).
+    The held-out samples are never augmented (they are served like the test set): tensor
+    splits get no batch transform, and a ``Dataset`` that augments per sample is asked for
+    its ``unaugmented()`` view (see :class:`Unaugmentable`) for the held-out indices.
     """
     n = len(train)  # type: ignore[arg-type]
     n_val = round(fraction * n)
@@ -115,7 +133,8 @@ def carve_validation(train: Split, fraction: float) -> tuple[Split, Split | None
     train_idx, val_idx = order[: n - n_val].sort().values, order[n - n_val :].sort().values
     if isinstance(train, TensorSplit):
         return train.subset(train_idx), train.subset(val_idx)
-    return Subset(train, train_idx.tolist()), Subset(train, val_idx.tolist())
+    plain = train.unaugmented() if isinstance(train, Unaugmentable) else train
+    return Subset(train, train_idx.tolist()), Subset(plain, val_idx.tolist())
 
 
 class TensorBatches:

@@ -30,6 +30,8 @@ from dstbench.engine.data import (
     Batches,
     DatasetContext,
     DatasetParts,
+    Split,
+    TensorSplit,
     carve_validation,
     make_batches,
     resolve_data_root,
@@ -103,6 +105,18 @@ def _count_macs(model: nn.Module, sample: torch.Tensor) -> dict[str, int]:
     return macs
 
 
+def _sample_inputs(split: Split, n: int) -> torch.Tensor:
+    """The first ``n`` inputs of ``split``, for the output-shape check and the MAC count.
+
+    Read directly (no copy of the whole split to the device, no DataLoader workers); the
+    global RNG is left untouched in case the dataset's transform draws from it.
+    """
+    if isinstance(split, TensorSplit):
+        return split.x[:n]
+    with torch.random.fork_rng(devices=[]):
+        return torch.stack([split[i][0] for i in range(min(n, len(split)))])  # type: ignore[arg-type]
+
+
 class Trainer:
     """Trains one normalized spec and fills its result record."""
 
@@ -141,7 +155,11 @@ class Trainer:
     def _build(self) -> _Setup:
         spec = self.spec
         dataset_info = self.registry.datasets[spec["dataset"]["name"]]
-        context = DatasetContext(root=resolve_data_root(self.data_root), download=self.download)
+        context = DatasetContext(
+            root=resolve_data_root(self.data_root),
+            download=self.download,
+            validation=spec["validation"],
+        )
         parts = dataset_info.fn(context, **spec["dataset"]["params"])
         if not isinstance(parts, DatasetParts):
             got = type(parts).__name__
@@ -173,7 +191,7 @@ class Trainer:
         )
         test_batches = make_batches(parts.test, batch, shuffle=False, **loaders)
 
-        sample = next(iter(make_batches(train, 2, shuffle=False, **loaders)))[0]
+        sample = _sample_inputs(train, 2).to(self.device)
         with torch.no_grad():
             out = model.eval()(sample)
         model.train()
