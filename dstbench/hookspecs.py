@@ -41,7 +41,7 @@ def dstbench_register_criteria(register: Register) -> None:
 
     Called once, when the registry is built. Call
     ``register(name, fn, *, needs_grad=False, needs_momentum=False, description="",
-    selects=False, paper_order=None, params=None)`` once per criterion.
+    selects=False, exact=True, paper_order=None, params=None)`` once per criterion.
 
     *Score form* (the default): ``fn(ctx, **params)`` returns a tensor of ``ctx.weight``'s
     shape. **Higher score = keep**: the harness prunes the ``n`` lowest-scoring *active*
@@ -51,6 +51,9 @@ def dstbench_register_criteria(register: Register) -> None:
     *Selection form* (``selects=True``), for criteria that are not a single score (SET):
     ``fn(ctx, n, **params)`` returns a bool tensor with exactly ``n`` active positions set:
     the weights to prune. The harness checks the count and that every position is active.
+    A selection that misses ``n`` by design (the paper code's SET) registers with
+    ``exact=False``: any number of active positions may then be returned, and growth regrows
+    the number actually pruned, so layer densities are unchanged.
 
     ``ctx`` is a :class:`dstbench.CriterionContext` with ``weight``, ``grad`` (dense gradient
     of the current batch, or ``None`` unless ``needs_grad``), ``mask`` (bool), ``layer``
