@@ -185,8 +185,10 @@ def dstbench_topology_update(run: RunContext, update: TopologyUpdate) -> None:
 
     :param run: the run's context (see :func:`dstbench_run_start`).
     :param update: a :class:`dstbench.TopologyUpdate`: ``step``, ``prune_fraction``, and per
-        layer the ``pruned`` and ``grown`` bool masks and their counts. The tensors are the
-        engine's own: read them, do not modify them.
+        layer (:class:`dstbench.LayerUpdate`) the ``pruned`` and ``grown`` bool masks, their
+        counts ``n_pruned``/``n_grown``/``n_regrown``, ``active`` after the update and
+        ``n_requested`` (differs from ``n_pruned`` only for criteria registered with
+        ``exact=False``). The tensors are the engine's own: read them, do not modify them.
     """
 
 
