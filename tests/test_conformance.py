@@ -124,7 +124,10 @@ def test_broken_plugin_report_lists_every_component(broken):
     assert text.splitlines()[0].startswith("plugin 'broken_plugin' (")
     assert "FAIL  criterion 'flat_scores': 2 of 6 checks failed" in text
     assert "fix: return one score per weight" in text
-    assert text.splitlines()[-1].endswith("of plugin 'broken_plugin'; see the fixes above")
+    assert text.splitlines()[-1] == (
+        f"{len(report.failures)} of {sum(1 for _ in report.all_checks())} checks failed, in 14 of "
+        "14 components, of plugin 'broken_plugin'; see the fixes above"
+    )
 
 
 def test_check_plugin_cli_exits_1_and_prints_fixes(capsys):
@@ -171,6 +174,7 @@ def test_import_error_is_reported_by_name_with_its_error(capsys):
     assert main(["check-plugin", str(PLUGINS / "import_error_plugin.py")]) == 1
     out, _ = capsys.readouterr()
     assert "FAIL  loads without error: ModuleNotFoundError: No module named " in out
+    assert "1 of 1 checks failed, in the plugin itself, of plugin 'import_error_plugin'" in out
     assert "'dstbench_no_such_dependency' (at import_error_plugin.py:5 in <module>)" in out
     assert 'fix: make `python -c "import import_error_plugin"` work' in out
 

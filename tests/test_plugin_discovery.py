@@ -183,3 +183,11 @@ def test_a_run_records_the_installed_plugin_behind_its_criterion(site, tmp_path)
     listed = {p["name"]: p for p in provenance["plugins"]}
     assert listed["fake-good"]["version"] == "1.2.3"
     assert "fake-broken" not in listed  # only plugins that loaded
+
+
+def test_the_test_suite_itself_loads_no_installed_third_party_plugin():
+    from dstbench.plugins import get_plugins
+
+    records = get_plugins().records.values()
+    assert all(r.status == "skipped" for r in records if not r.builtin)
+    assert all(r.status == "loaded" for r in records if r.builtin)

@@ -217,4 +217,6 @@ def check_module(target: str, **options: Any) -> PluginReport:
     except Exception as exc:
         fix = f'make `python -c "import {name}"` work (a missing dependency or a bug at import)'
         return PluginReport(name, target, checks=[Check(LOADS, "fail", error_text(exc), fix)])
-    return check_plugin(module, name=name, **options)
+    report = check_plugin(module, name=name, **options)
+    report.source = target
+    return report

@@ -158,10 +158,15 @@ def format_report(report: PluginReport, *, verbose: bool = False) -> str:
     n_failed = len(report.failures)
     n_components = len(report.components)
     if n_failed:
-        bad = sum(not c.ok for c in report.components) + any(c.failed for c in report.checks)
+        where = []
+        bad_components = sum(not c.ok for c in report.components)
+        if bad_components:
+            where.append(f"{bad_components} of {n_components} components")
+        if any(c.failed for c in report.checks):
+            where.append("the plugin itself")
         lines.append(
-            f"{n_failed} of {total} checks failed in {bad} of {n_components} components "
-            f"of plugin {report.plugin!r}; see the fixes above"
+            f"{n_failed} of {total} checks failed, in {' and '.join(where)}, of plugin "
+            f"{report.plugin!r}; see the fixes above"
         )
     else:
         noun = "component" if n_components == 1 else "components"

@@ -233,9 +233,9 @@ def _check_selection(
                 chosen = info.fn(ctx, n, **params) if info.selects else None
         except Exception as exc:
             c.fail(
-                only,
+                f"{verb} for any n from 1 to all candidates",
                 f"{layer.label}, n={n}: {error_text(exc)}",
-                "make it work for any n from 1 to the number of candidates",
+                "the engine asks for any n up to the number of candidates (e.g. ζ = 1)",
             )
             continue
         if chosen is None:  # score form: the harness selects
