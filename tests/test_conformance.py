@@ -236,3 +236,10 @@ def test_no_train_skips_the_short_runs():
     (snip,) = report.components
     assert snip.ok
     assert not any(c.name.startswith("trains") for c in snip.checks)
+
+
+def test_check_plugin_cli_rejects_a_bad_device(capsys):
+    assert main(["check-plugin", "builtin-models", "--device", "gpu"]) == 2
+    assert capsys.readouterr().err == (
+        "dstbench: error: --device: expected cpu, cuda or cuda:N, got 'gpu'\n"
+    )

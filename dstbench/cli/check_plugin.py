@@ -76,7 +76,21 @@ def _components_by_plugin(name: str) -> tuple[dict[str, list[str]], set[str]]:
     return found, every
 
 
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError):
+        msg = f"--device: expected cpu, cuda or cuda:N, got {device!r}"
+        raise DstbenchError(msg) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        msg = f"--device {device}: CUDA is not available on this machine"
+        raise DstbenchError(msg)
+
+
 def _reports(args: argparse.Namespace) -> list[PluginReport]:
+    _check_device(args.device)
     options: dict[str, Any] = {
         "device": args.device,
         "data_root": args.data_root,
