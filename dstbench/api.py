@@ -52,7 +52,8 @@ def prune(
     """A new bool mask with exactly ``n`` of ``mask``'s active positions turned off.
 
     The positions are the ``n`` lowest scores of ``criterion`` among active weights (ties at
-    random with ``generator``). Nothing passed in is modified.
+    random with ``generator``). Nothing passed in is modified. (Criteria registered with
+    ``exact=False``, such as the paper code's SET, may turn off another number of positions.)
 
     :param criterion: a registered criterion name (``"magnitude"``, ``"snip"``, ...) or info.
     :param params: the criterion's parameters (e.g. ``lam=0.1`` for ``mest``).

@@ -41,7 +41,7 @@ def dstbench_register_criteria(register: Register) -> None:
 
     Called once, when the registry is built. Call
     ``register(name, fn, *, needs_grad=False, needs_momentum=False, description="",
-    selects=False, paper_order=None, params=None)`` once per criterion.
+    selects=False, exact=True, paper_order=None, params=None)`` once per criterion.
 
     *Score form* (the default): ``fn(ctx, **params)`` returns a tensor of ``ctx.weight``'s
     shape. **Higher score = keep**: the harness prunes the ``n`` lowest-scoring *active*
@@ -51,6 +51,9 @@ def dstbench_register_criteria(register: Register) -> None:
     *Selection form* (``selects=True``), for criteria that are not a single score (SET):
     ``fn(ctx, n, **params)`` returns a bool tensor with exactly ``n`` active positions set:
     the weights to prune. The harness checks the count and that every position is active.
+    A selection that misses ``n`` by design (the paper code's SET) registers with
+    ``exact=False``: any number of active positions may then be returned, and growth regrows
+    the number actually pruned, so layer densities are unchanged.
 
     ``ctx`` is a :class:`dstbench.CriterionContext` with ``weight``, ``grad`` (dense gradient
     of the current batch, or ``None`` unless ``needs_grad``), ``mask`` (bool), ``layer``
@@ -182,8 +185,10 @@ def dstbench_topology_update(run: RunContext, update: TopologyUpdate) -> None:
 
     :param run: the run's context (see :func:`dstbench_run_start`).
     :param update: a :class:`dstbench.TopologyUpdate`: ``step``, ``prune_fraction``, and per
-        layer the ``pruned`` and ``grown`` bool masks and their counts. The tensors are the
-        engine's own: read them, do not modify them.
+        layer (:class:`dstbench.LayerUpdate`) the ``pruned`` and ``grown`` bool masks, their
+        counts ``n_pruned``/``n_grown``/``n_regrown``, ``active`` after the update and
+        ``n_requested`` (differs from ``n_pruned`` only for criteria registered with
+        ``exact=False``). The tensors are the engine's own: read them, do not modify them.
     """
 
 

@@ -256,7 +256,8 @@ def _collect_registrations(
     failed: set[str] = set()
     for kind, hook_name in REGISTRATION_HOOKS.items():
         caller = getattr(manager.hook, hook_name)
-        # get_hookimpls() lists implementations in plugin registration order.
+        # get_hookimpls() lists plugins in registration (load) order; pluggy *calls* them in
+        # reverse. Registering in load order makes a collision name the later plugin second.
         for impl in caller.get_hookimpls():
             name = impl.plugin_name
             if name in failed:

@@ -110,6 +110,9 @@ class CriterionInfo(ComponentInfo):
     #: Where the paper's code scores with this criterion: ``"before"`` means after the
     #: optimizer step (the code's ``opt_order="before"``), ``"after"`` means before it.
     paper_order: Literal["before", "after"] = "after"
+    #: False when the selection form may prune a count other than the requested ``n`` (the
+    #: paper code's SET); growth then regrows the number actually pruned.
+    exact: bool = True
 
     def _extra_metadata(self) -> dict[str, Any]:
         return {
@@ -117,6 +120,7 @@ class CriterionInfo(ComponentInfo):
             "needs_momentum": self.needs_momentum,
             "selects": self.selects,
             "paper_order": self.paper_order,
+            "exact": self.exact,
         }
 
 
@@ -155,7 +159,7 @@ _INFO_CLASSES: dict[str, type[ComponentInfo]] = {
     "dataset": DatasetInfo,
 }
 _ALLOWED_OPTIONS: dict[str, set[str]] = {
-    "criterion": {"needs_grad", "needs_momentum", "selects", "paper_order"},
+    "criterion": {"needs_grad", "needs_momentum", "selects", "paper_order", "exact"},
     "growth": {"needs_grad", "needs_momentum", "selects", "exact"},
     "dataset": {"defaults"},
 }
@@ -262,6 +266,11 @@ class Register:
             valid = choices_text(allowed | {"description", "params"})
             msg = f"{where}: unknown option(s) {', '.join(unknown)}; valid options: {valid}"
             raise PluginError(msg)
+        if options.get("exact") is False and not options.get("selects"):
+            # The harness turns scores into exactly n positions; only a component that
+            # chooses the positions itself (the selection form) can miss the count.
+            msg = f"{where}: exact=False needs the selection form (selects=True)"
+            raise PluginError(msg)
         positionals = _POSITIONALS[self.kind]
         if options.get("selects"):
             positionals = (*positionals, "n")
@@ -312,10 +321,11 @@ class ComponentTable(Mapping[str, ComponentInfo]):
             raise UnknownComponentError(msg) from None
 
     def __contains__(self, name: object) -> bool:
+        # Mapping's default goes through __getitem__, whose error is not a KeyError.
         return name in self._items
 
-    def get(self, name: str, default: ComponentInfo | None = None) -> ComponentInfo | None:  # type: ignore[override]
-        """The info for ``name``, or ``default``."""
+    def get(self, name: str, default: Any = None) -> Any:
+        """The info registered as ``name``, or ``default`` (no error for an unknown name)."""
         return self._items.get(name, default)
 
     def __iter__(self) -> Iterator[str]:

@@ -75,6 +75,9 @@ class LayerUpdate:
     #: Positions pruned and grown back in the same update (weight and momentum kept).
     n_regrown: int
     active: int
+    #: The count the criterion was asked to prune, ``ceil(ζ·active)``; differs from
+    #: ``n_pruned`` only for criteria registered with ``exact=False``.
+    n_requested: int = 0
 
 
 @dataclass
@@ -100,6 +103,7 @@ class TopologyUpdate:
         return {
             "step": self.step,
             "prune_fraction": self.prune_fraction,
+            "requested": sum(u.n_requested for u in self.layers),
             "pruned": self.n_pruned,
             "grown": self.n_grown,
             "regrown": sum(u.n_regrown for u in self.layers),
@@ -224,6 +228,9 @@ class Masker:
     ) -> TopologyUpdate:
         """Prune ``ceil(ζ·active)`` weights per layer by ``criterion``, grow as many by ``growth``.
 
+        A criterion registered with ``exact=False`` may prune another count; growth then grows
+        the number actually pruned, as the paper's code does (``num_remove = nnz_before -
+        nnz_after``), so pruned == grown still holds and layer densities stay fixed.
         Newly activated weights are zero; with ``reset_momentum`` their momentum is zeroed too.
         A position pruned and grown back in the same update keeps its value and momentum (as in
         RigL and the paper's code). Layers with no inactive position left to grow into (density
@@ -248,6 +255,9 @@ class Masker:
                 generator=self.generator,
             )
             pruned = prune_positions(criterion, criterion_params, ctx, n)
+            requested = n
+            if not criterion.exact:
+                n = int(pruned.sum())
             after_prune = layer.mask & ~pruned
             grow_ctx = LayerContext(
                 weight=layer.weight.detach(),
@@ -278,6 +288,7 @@ class Masker:
                     n_grown=n_grown,
                     n_regrown=int((pruned & grown).sum()),
                     active=layer.target,
+                    n_requested=requested,
                 )
             )
         return TopologyUpdate(step=step, prune_fraction=prune_fraction, layers=updates)

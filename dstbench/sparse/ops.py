@@ -71,7 +71,10 @@ def _check_selection(
     if n is not None:
         count = int(chosen.sum())
         if count != n:
-            msg = f"{where}: selected {count} positions, expected exactly {n}"
+            msg = (
+                f"{where}: selected {count} positions, expected exactly {n} (register it with "
+                "exact=False if the count is inexact by design)"
+            )
             raise CriterionError(msg)
     return chosen
 
@@ -90,11 +93,15 @@ def _check_scores(info: ComponentInfo, scores: Any, shape: torch.Size, layer: st
 def prune_positions(
     info: CriterionInfo, params: Mapping[str, Any], ctx: LayerContext, n: int
 ) -> torch.Tensor:
-    """The ``n`` active positions ``info`` chooses to prune (bool tensor), state untouched."""
+    """The active positions ``info`` chooses to prune (bool tensor), state untouched.
+
+    Exactly ``n`` of them, unless the criterion is registered with ``exact=False`` (selection
+    form only): then any subset of the active positions, and the caller regrows its count.
+    """
     _check_inputs(info, ctx, info.needs_grad)
     if info.selects:
         chosen = info.fn(ctx, n, **params)
-        return _check_selection(info, chosen, ctx.mask, n, ctx.layer)
+        return _check_selection(info, chosen, ctx.mask, n if info.exact else None, ctx.layer)
     scores = info.fn(ctx, **params)
     _check_scores(info, scores, ctx.weight.shape, ctx.layer)
     what = f"criterion {info.name!r} scores on layer {ctx.layer!r}"
