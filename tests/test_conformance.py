@@ -158,8 +158,9 @@ def test_check_plugin_cli_json(capsys):
     assert main(["check-plugin", "builtin-models", "--json"]) == 0
     (report,) = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["plugin"] == "builtin-models"
-    (model,) = report["components"]
-    assert model["name"] == "mlp" and all(c["status"] == "pass" for c in model["checks"])
+    models = {m["name"]: m for m in report["components"]}
+    assert {"mlp", "mlp_cifar", "resnet56", "lenet5"} <= set(models)
+    assert all(c["status"] == "pass" for m in models.values() for c in m["checks"])
 
 
 def test_check_plugin_cli_unknown_name_is_a_one_line_error(capsys):

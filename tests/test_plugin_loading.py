@@ -152,7 +152,8 @@ class BadRegistrations:
     [
         ({"name": "Bad Name", "fn": abs}, "names are lower-case"),
         ({"name": "ok", "fn": 3}, "expected a callable"),
-        ({"name": "ok", "fn": abs, "exact": False}, "unknown option"),
+        ({"name": "ok", "fn": abs, "needs_hessian": True}, "unknown option"),
+        ({"name": "ok", "fn": abs, "exact": False}, r"exact=False needs the selection form"),
         ({"name": "ok", "fn": lambda ctx, lam: ctx.weight}, "parameter 'lam'.*needs a default"),
         ({"name": "ok", "fn": abs, "paper_order": "during"}, "paper_order must be"),
     ],
