@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -36,13 +36,14 @@ from dstbench.engine.data import (
     make_batches,
     resolve_data_root,
 )
+from dstbench.engine.flops import count_macs, sparse_macs
 from dstbench.engine.optim import MaskedSGD
 from dstbench.engine.provenance import provenance
 from dstbench.engine.spec import normalize_spec, spec_hash
 from dstbench.errors import DstbenchError
 from dstbench.plugins import LoadedPlugins, get_plugins
-from dstbench.registry import CriterionInfo, GrowthInfo
-from dstbench.sparse.masker import Masker, TopologyUpdate, sparse_parameters, update_violations
+from dstbench.registry import ComponentInfo, CriterionInfo, GrowthInfo
+from dstbench.sparse.masker import Masker, sparse_parameters, update_violations
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -65,44 +66,72 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 @dataclass
 class _Setup:
+    """What a run trains on: the model, its batches, and facts about the task."""
+
     model: nn.Module
     parts: DatasetParts
     train: Batches
     val: Batches | None
     test: Batches
+    #: Binary task with one logit per sample (binary cross-entropy on logits).
     binary: bool
+    #: Forward MACs per sample of every Linear/Conv weight.
     macs: dict[str, int]
 
 
-def _count_macs(model: nn.Module, sample: torch.Tensor) -> dict[str, int]:
-    """Forward multiply-accumulates per sample of every Linear/Conv weight (by parameter name)."""
-    macs: dict[str, int] = {}
-    names = {id(p): n for n, p in model.named_parameters()}
-    handles = []
+@dataclass
+class _DST:
+    """The resolved components of a DST run."""
 
-    def hook(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-        weight = module.weight  # type: ignore[union-attr]
-        per_output = (
-            weight[0].numel() if isinstance(module, nn.modules.conv._ConvNd) else weight.shape[1]
-        )
-        if isinstance(module, nn.modules.conv._ConvTransposeNd):
-            per_output = weight.numel() // weight.shape[1]
-        outputs = output.numel() // output.shape[0]
-        macs[names[id(weight)]] = macs.get(names[id(weight)], 0) + outputs * int(per_output)
+    criterion: CriterionInfo
+    criterion_params: Mapping[str, Any]
+    growth: GrowthInfo
+    growth_params: Mapping[str, Any]
+    schedule: ComponentInfo
+    schedule_params: Mapping[str, Any]
+    compared: list[tuple[str, CriterionInfo, Mapping[str, Any]]]
+    #: True when the masks are updated after the optimizer step (the paper's "before" order).
+    update_after_step: bool
 
-    for module in model.modules():
-        if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)):
-            handles.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            was_training = model.training
-            model.eval()
-            model(sample)
-            model.train(was_training)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return macs
+
+@dataclass
+class _Best:
+    """The best-validation epoch and a copy of the model's state at that epoch."""
+
+    accuracy: float = -math.inf
+    epoch: int | None = None
+    state: dict[str, torch.Tensor] | None = None
+
+    def consider(self, epoch: int, accuracy: float, model: nn.Module) -> None:
+        """Keep ``model``'s state if ``accuracy`` beats the best so far."""
+        if accuracy > self.accuracy:
+            self.accuracy, self.epoch = accuracy, epoch
+            self.state = _snapshot(model, self.state)
+
+
+@dataclass
+class _Accumulator:
+    """Epoch totals kept on the device, so that no iteration waits for a host read."""
+
+    loss: torch.Tensor
+    correct: torch.Tensor
+    seen: int = 0
+
+    @classmethod
+    def on(cls, device: torch.device) -> _Accumulator:
+        """Zeroed totals on ``device``."""
+        return cls(torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device))
+
+    def reset(self) -> None:
+        """Zero the totals in place (no allocation)."""
+        self.loss.zero_()
+        self.correct.zero_()
+        self.seen = 0
+
+    def means(self) -> tuple[float, float]:
+        """Mean loss and accuracy (one host read each)."""
+        seen = max(self.seen, 1)
+        return float(self.loss) / seen, int(self.correct) / seen
 
 
 def _sample_inputs(split: Split, n: int) -> torch.Tensor:
@@ -115,6 +144,31 @@ def _sample_inputs(split: Split, n: int) -> torch.Tensor:
         return split.x[:n]
     with torch.random.fork_rng(devices=[]):
         return torch.stack([split[i][0] for i in range(min(n, len(split)))])  # type: ignore[arg-type]
+
+
+def _snapshot(model: nn.Module, into: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """Copy the model's state into reused buffers (allocated on first use)."""
+    state = model.state_dict()
+    if into is None:
+        return {k: v.detach().clone() for k, v in state.items()}
+    for key, value in state.items():
+        into[key].copy_(value)
+    return into
+
+
+def _loss(
+    out: torch.Tensor, y: torch.Tensor, binary: bool, reduction: str = "mean"
+) -> torch.Tensor:
+    if binary:
+        return nn.functional.binary_cross_entropy_with_logits(
+            out.squeeze(1), y.to(out.dtype), reduction=reduction
+        )
+    return nn.functional.cross_entropy(out, y, reduction=reduction)
+
+
+def _correct(out: torch.Tensor, y: torch.Tensor, binary: bool) -> torch.Tensor:
+    predicted = (out.squeeze(1) > 0).long() if binary else out.argmax(1)
+    return (predicted == y).sum()
 
 
 class Trainer:
@@ -141,16 +195,38 @@ class Trainer:
         self.progress = progress
         self.run_id = spec_hash(spec)
         self.seed = int(spec["seed"])
+        self.dst = self._resolve_dst() if spec["method"] == "dst" else None
         self.masker: Masker | None = None
         self.updates: list[dict[str, Any]] = []
         self.overlaps: list[dict[str, Any]] = []
         self.curve: list[dict[str, Any]] = []
         self.timings: dict[str, float] = {"update_seconds": 0.0, "eval_seconds": 0.0}
         self.step = 0
+        self.total_steps = 0
+        #: ζ of the latest topology update.
+        self.prune_fraction: float | None = None
         #: Set once the model and masks exist (observers get it).
         self.run: RunContext | None = None
 
     # --- setup ---------------------------------------------------------------------------
+
+    def _resolve_dst(self) -> _DST:
+        spec, registry = self.spec, self.registry
+        criterion = cast(CriterionInfo, registry.criteria[spec["criterion"]["name"]])
+        compared = [
+            (c["name"], cast(CriterionInfo, registry.criteria[c["name"]]), c["params"])
+            for c in spec["compare_criteria"]
+        ]
+        return _DST(
+            criterion=criterion,
+            criterion_params=spec["criterion"]["params"],
+            growth=cast(GrowthInfo, registry.growth[spec["growth"]["name"]]),
+            growth_params=spec["growth"]["params"],
+            schedule=registry.schedules[spec["schedule"]["name"]],
+            schedule_params=spec["schedule"]["params"],
+            compared=compared,
+            update_after_step=spec["update_order"] == "paper" and criterion.paper_order == "before",
+        )
 
     def _build(self) -> _Setup:
         spec = self.spec
@@ -176,20 +252,16 @@ class Trainer:
         model = model.to(self.device)
 
         data_generator = torch.Generator().manual_seed(derive_seed(self.seed, "data"))
-        batch = spec["batch_size"]
-        loaders = {"num_workers": parts.num_workers, "device": self.device}
-        train_batches = make_batches(
-            train,
-            batch,
-            shuffle=True,
-            generator=data_generator,
-            transform=parts.train_transform,
-            **loaders,
+        batch, workers = spec["batch_size"], parts.num_workers
+
+        def batches(split: Split, **options: Any) -> Batches:
+            return make_batches(split, batch, device=self.device, num_workers=workers, **options)
+
+        train_batches = batches(
+            train, shuffle=True, generator=data_generator, transform=parts.train_transform
         )
-        val_batches = (
-            make_batches(val, batch, shuffle=False, **loaders) if val is not None else None
-        )
-        test_batches = make_batches(parts.test, batch, shuffle=False, **loaders)
+        val_batches = batches(val, shuffle=False) if val is not None else None
+        test_batches = batches(parts.test, shuffle=False)
 
         sample = _sample_inputs(train, 2).to(self.device)
         with torch.no_grad():
@@ -198,20 +270,12 @@ class Trainer:
         binary = parts.num_classes == 2 and out.dim() == 2 and out.shape[1] == 1
         if out.dim() != 2 or (out.shape[1] != parts.num_classes and not binary):
             msg = (
-                f"model {model_info.name!r} returned output of shape {tuple(out.shape)} "
-                f"for dataset "
-                f"{dataset_info.name!r}; expected (batch, {parts.num_classes})"
+                f"model {model_info.name!r} returned output of shape {tuple(out.shape)} for "
+                f"dataset {dataset_info.name!r}; expected (batch, {parts.num_classes})"
             )
             raise DstbenchError(msg)
-        return _Setup(
-            model,
-            parts,
-            train_batches,
-            val_batches,
-            test_batches,
-            binary,
-            _count_macs(model, sample),
-        )
+        macs = count_macs(model, sample)
+        return _Setup(model, parts, train_batches, val_batches, test_batches, binary, macs)
 
     def _build_masker(self, model: nn.Module) -> Masker | None:
         spec = self.spec
@@ -234,103 +298,8 @@ class Trainer:
         generator = torch.Generator().manual_seed(derive_seed(self.seed, "topology"))
         return Masker(layers, densities, generator=generator, mask_init=spec["mask_init"])
 
-    # --- evaluation ----------------------------------------------------------------------
-
-    @torch.no_grad()
-    def _evaluate(self, model: nn.Module, batches: Batches, binary: bool) -> tuple[float, float]:
-        started = time.perf_counter()
-        model.eval()
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
-        seen = 0
-        for xb, yb in batches:
-            out = model(xb)
-            loss_sum += self._loss(out, yb, binary, reduction="sum")
-            correct += self._correct(out, yb, binary)
-            seen += yb.shape[0]
-        model.train()
-        self.timings["eval_seconds"] += time.perf_counter() - started
-        return float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1)
-
-    @staticmethod
-    def _loss(
-        out: torch.Tensor, y: torch.Tensor, binary: bool, reduction: str = "mean"
-    ) -> torch.Tensor:
-        if binary:
-            return nn.functional.binary_cross_entropy_with_logits(
-                out.squeeze(1), y.to(out.dtype), reduction=reduction
-            )
-        return nn.functional.cross_entropy(out, y, reduction=reduction)
-
-    @staticmethod
-    def _correct(out: torch.Tensor, y: torch.Tensor, binary: bool) -> torch.Tensor:
-        predicted = (out.squeeze(1) > 0).long() if binary else out.argmax(1)
-        return (predicted == y).sum()
-
-    # --- the topology update -------------------------------------------------------------
-
-    def _components(self) -> tuple[CriterionInfo, dict[str, Any], GrowthInfo, dict[str, Any]]:
+    def _optimizer(self, model: nn.Module) -> MaskedSGD:
         spec = self.spec
-        criterion = self.registry.criteria[spec["criterion"]["name"]]
-        growth = self.registry.growth[spec["growth"]["name"]]
-        return criterion, spec["criterion"]["params"], growth, spec["growth"]["params"]  # type: ignore[return-value]
-
-    def _topology_update(
-        self, run: RunContext, optimizer: MaskedSGD, fraction: float
-    ) -> TopologyUpdate:
-        assert self.masker is not None
-        started = time.perf_counter()
-        criterion, c_params, growth, g_params = self._components()
-        if self.spec["compare_criteria"]:
-            compared = [
-                (c["name"], self.registry.criteria[c["name"]], c["params"])
-                for c in self.spec["compare_criteria"]
-            ]
-            sets = pruned_sets(
-                self.masker,
-                compared,  # type: ignore[arg-type]
-                prune_fraction=fraction,
-                step=self.step,
-                seed=self.seed,
-                momentum=optimizer.momentum_buffer,
-            )
-            self.overlaps.append({"step": self.step, **overlap(sets)})
-        update = self.masker.update(
-            step=self.step,
-            prune_fraction=fraction,
-            criterion=criterion,
-            criterion_params=c_params,
-            growth=growth,
-            growth_params=g_params,
-            momentum=optimizer.momentum_buffer,
-            reset_momentum=self.spec["reset_momentum"],
-        )
-        summary = update.summary()
-        summary["layers"] = {u.name: [u.n_pruned, u.n_grown] for u in update.layers}
-        self.updates.append(summary)
-        if growth.exact:
-            problems = update_violations(update)
-            if problems:
-                raise RunStopped("invalid", problems[0])
-        self.plugins.hook.dstbench_topology_update(run=run, update=update)
-        self.timings["update_seconds"] += time.perf_counter() - started
-        return update
-
-    def _check_invariants(self) -> None:
-        assert self.masker is not None
-        exact = self.spec["method"] != "dst" or self._components()[2].exact
-        problems = self.masker.violations(exact_growth=exact)
-        if problems:
-            raise RunStopped("invalid", f"step {self.step}: {problems[0]}")
-
-    # --- the loop ------------------------------------------------------------------------
-
-    def train(self, record: dict[str, Any]) -> None:
-        """Run the training and fill ``record`` (status, metrics, density, topology)."""
-        spec = self.spec
-        setup = self._build()
-        model = setup.model
-        self.masker = self._build_masker(model)
         optimizer = MaskedSGD(
             model.parameters(),
             lr=spec["lr"],
@@ -340,11 +309,128 @@ class Trainer:
         )
         if self.masker is not None:
             optimizer.set_masks(self.masker.float_masks())
+        return optimizer
+
+    # --- evaluation ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _evaluate(self, model: nn.Module, batches: Batches, binary: bool) -> tuple[float, float]:
+        started = time.perf_counter()
+        model.eval()
+        totals = _Accumulator.on(self.device)
+        for xb, yb in batches:
+            out = model(xb)
+            totals.loss += _loss(out, yb, binary, reduction="sum")
+            totals.correct += _correct(out, yb, binary)
+            totals.seen += yb.shape[0]
+        model.train()
+        self.timings["eval_seconds"] += time.perf_counter() - started
+        return totals.means()
+
+    # --- the topology update -------------------------------------------------------------
+
+    def _due(self) -> float | None:
+        """ζ when a topology update is due at the current step, else None."""
+        if self.dst is None or self.step % self.spec["update_period"]:
+            return None
+        zeta = self.dst.schedule.fn(
+            self.step, self.total_steps, self.spec["prune_fraction"], **self.dst.schedule_params
+        )
+        return float(zeta) if zeta > 0 else None
+
+    def _topology_update(self, run: RunContext, optimizer: MaskedSGD, fraction: float) -> None:
+        assert self.masker is not None and self.dst is not None
+        started = time.perf_counter()
+        dst = self.dst
+        if dst.compared:
+            sets = pruned_sets(
+                self.masker,
+                dst.compared,
+                prune_fraction=fraction,
+                step=self.step,
+                seed=self.seed,
+                momentum=optimizer.momentum_buffer,
+            )
+            self.overlaps.append({"step": self.step, **overlap(sets)})
+        update = self.masker.update(
+            step=self.step,
+            prune_fraction=fraction,
+            criterion=dst.criterion,
+            criterion_params=dst.criterion_params,
+            growth=dst.growth,
+            growth_params=dst.growth_params,
+            momentum=optimizer.momentum_buffer,
+            reset_momentum=self.spec["reset_momentum"],
+        )
+        self.prune_fraction = fraction
+        summary = update.summary()
+        summary["layers"] = {u.name: [u.n_pruned, u.n_grown] for u in update.layers}
+        self.updates.append(summary)
+        if dst.growth.exact:
+            problems = update_violations(update)
+            if problems:
+                raise RunStopped("invalid", problems[0])
+        self.plugins.hook.dstbench_topology_update(run=run, update=update)
+        self.timings["update_seconds"] += time.perf_counter() - started
+
+    def _check_invariants(self) -> None:
+        assert self.masker is not None
+        exact = self.dst is None or self.dst.growth.exact
+        problems = self.masker.violations(exact_growth=exact)
+        if problems:
+            raise RunStopped("invalid", f"step {self.step}: {problems[0]}")
+
+    def _update_iteration(
+        self, run: RunContext, optimizer: MaskedSGD, fraction: float, loss: torch.Tensor
+    ) -> None:
+        """An iteration with a topology update: prune/grow and step in the configured order."""
+        value = loss.item()  # one host read per update, not per iteration
+        if not math.isfinite(value):
+            # NaN weights would make every criterion's scores NaN: stop here.
+            raise RunStopped("diverged", f"training loss became {value} at step {self.step}")
+        assert self.dst is not None
+        if self.dst.update_after_step:
+            optimizer.step()
+            self._topology_update(run, optimizer, fraction)
+        else:
+            self._topology_update(run, optimizer, fraction)
+            optimizer.step()
+        self._check_invariants()
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def _train_epoch(
+        self, setup: _Setup, optimizer: MaskedSGD, run: RunContext, totals: _Accumulator
+    ) -> None:
+        model, binary = setup.model, setup.binary
+        for xb, yb in setup.train:
+            optimizer.zero_grad(set_to_none=False)
+            out = model(xb)
+            loss = _loss(out, yb, binary)
+            loss.backward()
+            self.step += 1
+            fraction = self._due()
+            if fraction is None:
+                optimizer.step()
+            else:
+                self._update_iteration(run, optimizer, fraction, loss)
+            totals.loss.add_(loss.detach(), alpha=yb.shape[0])
+            totals.correct.add_(_correct(out.detach(), yb, binary))
+            totals.seen += yb.shape[0]
+
+    def train(self, record: dict[str, Any]) -> None:
+        """Run the training and fill ``record`` (status, metrics, density, topology)."""
+        spec = self.spec
+        setup = self._build()
+        model = setup.model
+        self.masker = self._build_masker(model)
+        optimizer = self._optimizer(model)
         epochs = spec["epochs"]
         milestones = sorted({max(1, round(f * epochs)) for f in spec["lr_milestones"]})
         scheduler = torch.optim.lr_scheduler.MultiStepLR(
             optimizer, milestones, gamma=spec["lr_gamma"]
         )
+        self.total_steps = epochs * len(setup.train)
         run = RunContext(
             spec=spec,
             run_id=self.run_id,
@@ -356,83 +442,31 @@ class Trainer:
         self.run = run
         self.plugins.hook.dstbench_run_start(run=run)
 
-        dst = spec["method"] == "dst"
-        total_steps = epochs * len(setup.train)
-        period = spec["update_period"] or 0
-        schedule = self.registry.schedules[spec["schedule"]["name"]] if dst else None
-        update_after_step = False
-        if dst:
-            criterion = self.registry.criteria[spec["criterion"]["name"]]
-            update_after_step = (
-                spec["update_order"] == "paper" and criterion.paper_order == "before"
-            )  # type: ignore[attr-defined]
-
-        best_val = -math.inf
-        best_state: dict[str, torch.Tensor] | None = None
-        best_epoch: int | None = None
-        fraction: float | None = None
+        best = _Best()
+        totals = _Accumulator.on(self.device)
         train_started = time.perf_counter()
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
         try:
             for epoch in range(1, epochs + 1):
                 epoch_started = time.perf_counter()
-                loss_sum.zero_()
-                correct.zero_()
-                seen = 0
-                for xb, yb in setup.train:
-                    optimizer.zero_grad(set_to_none=False)
-                    out = model(xb)
-                    loss = self._loss(out, yb, setup.binary)
-                    loss.backward()
-                    self.step += 1
-                    due = None
-                    if dst and self.step % period == 0:
-                        assert schedule is not None
-                        zeta = schedule.fn(
-                            self.step,
-                            total_steps,
-                            spec["prune_fraction"],
-                            **spec["schedule"]["params"],
-                        )
-                        if zeta > 0:
-                            due = fraction = float(zeta)
-                    if due is not None and not math.isfinite(loss.item()):
-                        # Checked only at updates (one sync per ΔT): NaN weights would make
-                        # every criterion's scores NaN.
-                        raise RunStopped(
-                            "diverged", f"training loss became {loss.item()} at step {self.step}"
-                        )
-                    if due is not None and not update_after_step:
-                        self._topology_update(run, optimizer, due)
-                    optimizer.step()
-                    if due is not None and update_after_step:
-                        self._topology_update(run, optimizer, due)
-                    if due is not None:
-                        self._check_invariants()
-                    loss_sum.add_(loss.detach(), alpha=yb.shape[0])
-                    correct.add_(self._correct(out.detach(), yb, setup.binary))
-                    seen += yb.shape[0]
-                train_loss = float(loss_sum) / max(seen, 1)
+                totals.reset()
+                self._train_epoch(setup, optimizer, run, totals)
+                train_loss, train_accuracy = totals.means()
                 if not math.isfinite(train_loss):
-                    raise RunStopped(
-                        "diverged", f"training loss became {train_loss} in epoch {epoch}"
-                    )
+                    msg = f"training loss became {train_loss} in epoch {epoch}"
+                    raise RunStopped("diverged", msg)
                 scheduler.step()
-                val_loss = val_acc = None
+                val_loss = val_accuracy = None
                 if setup.val is not None:
-                    val_loss, val_acc = self._evaluate(model, setup.val, setup.binary)
-                    if val_acc > best_val:
-                        best_val, best_epoch = val_acc, epoch
-                        best_state = _snapshot(model, best_state)
+                    val_loss, val_accuracy = self._evaluate(model, setup.val, setup.binary)
+                    best.consider(epoch, val_accuracy, model)
                 stats = EpochStats(
                     epoch=epoch,
                     train_loss=train_loss,
-                    train_accuracy=int(correct) / max(seen, 1),
+                    train_accuracy=train_accuracy,
                     val_loss=val_loss,
-                    val_accuracy=val_acc,
+                    val_accuracy=val_accuracy,
                     lr=float(optimizer.param_groups[0]["lr"]),
-                    prune_fraction=fraction,
+                    prune_fraction=self.prune_fraction,
                     density=self.masker.density() if self.masker else 1.0,
                     seconds=time.perf_counter() - epoch_started,
                 )
@@ -444,7 +478,7 @@ class Trainer:
                             "epoch": epoch,
                             "epochs": epochs,
                             "train_loss": train_loss,
-                            "val_accuracy": val_acc,
+                            "val_accuracy": val_accuracy,
                         }
                     )
             if self.masker is not None:
@@ -453,28 +487,35 @@ class Trainer:
         except RunStopped as stop:
             record["status"] = stop.status
             record["reason"] = stop.reason
-        self.timings["train_seconds"] = (
-            time.perf_counter() - train_started - self.timings["eval_seconds"]
+        train_seconds = time.perf_counter() - train_started - self.timings["eval_seconds"]
+        self.timings.update(
+            train_seconds=train_seconds,
+            steps=self.step,
+            seconds_per_step=train_seconds / max(self.step, 1),
         )
-        self.timings["steps"] = self.step
-        self.timings["seconds_per_step"] = self.timings["train_seconds"] / max(self.step, 1)
+        self._finish(record, setup, best)
 
+    # --- the record ----------------------------------------------------------------------
+
+    def _finish(self, record: dict[str, Any], setup: _Setup, best: _Best) -> None:
+        model = setup.model
         metrics = record["metrics"]
         metrics["final_train_loss"] = self.curve[-1]["train_loss"] if self.curve else None
         metrics["curve"] = self.curve
         if record["status"] == "ok":
-            test_loss, test_acc = self._evaluate(model, setup.test, setup.binary)
-            metrics.update(test_accuracy=test_acc, test_loss=test_loss)
-            if best_state is not None:
+            # The test set is touched only here, after training: final model, then best-val.
+            metrics["test_loss"], metrics["test_accuracy"] = self._evaluate(
+                model, setup.test, setup.binary
+            )
+            if best.state is not None:
                 final_state = _snapshot(model, None)
-                model.load_state_dict(best_state)
-                _, best_test = self._evaluate(model, setup.test, setup.binary)
-                model.load_state_dict(final_state)
-                metrics.update(
-                    best_val_test_accuracy=best_test,
-                    best_val_accuracy=best_val,
-                    best_val_epoch=best_epoch,
+                model.load_state_dict(best.state)
+                _, metrics["best_val_test_accuracy"] = self._evaluate(
+                    model, setup.test, setup.binary
                 )
+                model.load_state_dict(final_state)
+                metrics["best_val_accuracy"] = best.accuracy
+                metrics["best_val_epoch"] = best.epoch
         self._fill_density(record, setup.macs)
         record["topology"] = {
             "updates": len(self.updates),
@@ -488,11 +529,11 @@ class Trainer:
             record["data_notes"] = setup.parts.notes
 
     def _fill_density(self, record: dict[str, Any], macs: Mapping[str, int]) -> None:
-        density = record["density"]
+        metrics, density = record["metrics"], record["density"]
+        metrics["dense_macs_per_sample"] = sum(macs.values())
         if self.masker is None:
             density.update(achieved=1.0, layers={})
-            record["metrics"]["dense_macs_per_sample"] = sum(macs.values())
-            record["metrics"]["sparse_macs_per_sample"] = sum(macs.values())
+            metrics["sparse_macs_per_sample"] = sum(macs.values())
             return
         per_layer = self.masker.layer_densities()
         density.update(
@@ -506,22 +547,7 @@ class Trainer:
                 for layer in self.masker.layers
             },
         )
-        sparse_names = set(per_layer)
-        record["metrics"]["dense_macs_per_sample"] = sum(macs.values())
-        record["metrics"]["sparse_macs_per_sample"] = round(
-            sum(m * per_layer.get(name, 1.0) for name, m in macs.items() if name in sparse_names)
-            + sum(m for name, m in macs.items() if name not in sparse_names)
-        )
-
-
-def _snapshot(model: nn.Module, into: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
-    """Copy the model's state into reused buffers (allocated on first use)."""
-    state = model.state_dict()
-    if into is None:
-        return {k: v.detach().clone() for k, v in state.items()}
-    for key, value in state.items():
-        into[key].copy_(value)
-    return into
+        metrics["sparse_macs_per_sample"] = sparse_macs(macs, per_layer)
 
 
 def new_record(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
@@ -535,6 +561,15 @@ def new_record(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
         "density": {"target": spec["density"]},
         "topology": {"updates": 0, "pruned": 0, "grown": 0, "per_update": []},
         "timings": {},
+    }
+
+
+def _error(exc: BaseException, where: str = "") -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__,
+        "message": f"{where}{exc}",
+        "user_error": isinstance(exc, DstbenchError),
+        "traceback": traceback.format_exc(),
     }
 
 
@@ -563,8 +598,7 @@ def execute(
     plugins = plugins or get_plugins()
     normalized = normalize_spec(spec, plugins.registry)
     resolved_device = resolve_device(device)
-    run_id = spec_hash(normalized)
-    record = new_record(normalized, run_id)
+    record = new_record(normalized, spec_hash(normalized))
     started = time.perf_counter()
     trainer = Trainer(
         normalized,
@@ -579,12 +613,7 @@ def execute(
         trainer.train(record)
     except Exception as exc:  # any failure is recorded; the caller decides what to do next
         record["status"] = "failed"
-        record["error"] = {
-            "type": type(exc).__name__,
-            "message": str(exc),
-            "user_error": isinstance(exc, DstbenchError),
-            "traceback": traceback.format_exc(),
-        }
+        record["error"] = _error(exc)
     record["timings"] = {**trainer.timings, "total_seconds": time.perf_counter() - started}
     record["provenance"] = provenance(normalized, plugins, resolved_device)
     if trainer.run is not None:
@@ -592,10 +621,5 @@ def execute(
             plugins.hook.dstbench_run_end(run=trainer.run, record=record)
         except Exception as exc:  # a broken observer fails the run, visibly
             record["status"] = "failed"
-            record["error"] = {
-                "type": type(exc).__name__,
-                "message": f"in dstbench_run_end: {exc}",
-                "user_error": False,
-                "traceback": traceback.format_exc(),
-            }
+            record["error"] = _error(exc, "in dstbench_run_end: ")
     return record
