@@ -9,12 +9,12 @@ import os
 os.environ["DSTBENCH_LOAD_PLUGINS"] = ""
 os.environ.pop("DSTBENCH_DISABLE_PLUGINS", None)
 
-from collections.abc import Iterator  # noqa: E402 - the environment must be set first
+from collections.abc import Iterator
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from dstbench.plugins import LoadedPlugins, get_plugins, load_plugins, set_plugins  # noqa: E402
+from dstbench.plugins import LoadedPlugins, get_plugins, load_plugins, set_plugins
 
 
 @pytest.fixture
@@ -25,11 +25,13 @@ def registry():
 
 @pytest.fixture
 def use_plugins() -> Iterator:
-    """Install extra throw-away plugins process-wide for one test: ``use_plugins(("name", obj))``."""
+    """Install throw-away plugins process-wide for one test: ``use_plugins(("name", obj))``."""
     previous = get_plugins()
 
     def install(*extra: tuple[str, object]) -> LoadedPlugins:
-        loaded = load_plugins(extra=extra, env={"DSTBENCH_LOAD_PLUGINS": ",".join(n for n, _ in extra)})
+        loaded = load_plugins(
+            extra=extra, env={"DSTBENCH_LOAD_PLUGINS": ",".join(n for n, _ in extra)}
+        )
         set_plugins(loaded)
         return loaded
 
