@@ -311,6 +311,11 @@ class ComponentTable(Mapping[str, ComponentInfo]):
             )
             raise UnknownComponentError(msg) from None
 
+    def __contains__(self, name: object) -> bool:
+        # Mapping's default catches only KeyError, and a missing name raises
+        # UnknownComponentError, so ``name in table`` would raise instead of returning False.
+        return name in self._items
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
 
