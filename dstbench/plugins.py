@@ -50,6 +50,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin-distributions", "dstbench.builtin.distributions"),
     ("builtin-models", "dstbench.builtin.models"),
     ("builtin-datasets", "dstbench.builtin.datasets"),
+    ("builtin-executors", "dstbench.builtin.executors"),
 )
 
 #: Registration hook for each component kind.
