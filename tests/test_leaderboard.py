@@ -256,6 +256,26 @@ def test_a_folder_of_records_without_manifest(tmp_path, registry):
     assert "Not averaged in: 1 failed, 1 diverged." in markdown
 
 
+def test_records_outside_the_suite_are_left_out_and_said_so(tmp_path, registry):
+    results, _ = make_results(tmp_path, registry)
+    before = render_leaderboard(results).markdown
+    dense = next(
+        r
+        for r in (json.loads(p.read_text()) for p in (results / "runs").glob("*.json"))
+        if r["spec"]["method"] == "dense"
+    )
+    dense["run_id"] = "0123456789abcdef"  # e.g. left by an older version of the suite
+    dense["metrics"]["test_accuracy"] = 0.01
+    (results / "runs" / "0123456789abcdef.json").write_text(json.dumps(dense))
+    after = render_leaderboard(results).markdown
+    note = "1 record(s) in `runs/` belong to no run of the current suite and are left out.\n\n"
+    assert after.replace(note, "") == before
+    everything = render_leaderboard(results, all_records=True).markdown
+    assert (
+        table_rows(everything, "growth: gradient")["dense"][0] == "74.50 ± 49.01"
+    )  # 98, 99, 100 and 1
+
+
 def test_no_records_is_a_user_error(tmp_path, capsys):
     assert main(["leaderboard", str(tmp_path)]) == 2
     assert "no run records found" in capsys.readouterr().err

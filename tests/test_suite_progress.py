@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
+from dstbench.errors import SuiteError
 from dstbench.suite.local import worker_devices
 from dstbench.suite.progress import ProgressDisplay, format_duration
 
@@ -82,10 +85,12 @@ def test_workers_get_devices_round_robin(monkeypatch):
     import torch
 
     assert worker_devices("cpu", 3) == ["cpu"] * 3
-    assert worker_devices("cuda:1", 2) == ["cuda:1", "cuda:1"]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert worker_devices("auto", 2) == ["cpu", "cpu"]
+    with pytest.raises(SuiteError, match="--device cuda:1: no CUDA device is available"):
+        worker_devices("cuda:1", 2)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert worker_devices("cuda:1", 2) == ["cuda:1", "cuda:1"]
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert worker_devices("auto", 3) == ["cuda:0", "cuda:1", "cuda:0"]
     assert worker_devices("cuda", 2) == ["cuda:0", "cuda:1"]

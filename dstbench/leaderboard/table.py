@@ -142,9 +142,9 @@ def _board(
     growths: list[str | None] = []
     for entry in entries:
         if entry.spec["method"] == "dst":
-            growth = labels["growth"](entry.spec["growth"])
-            if growth not in growths:
-                growths.append(growth)
+            label = labels["growth"](entry.spec["growth"])
+            if label not in growths:
+                growths.append(label)
     if not growths:
         growths = [None]
     tables = []
@@ -190,8 +190,8 @@ def _table(
 def _rank(rows: list[Row], densities: list[float]) -> None:
     """Rank the sparse rows in each column (1 = best; ties share their mean rank)."""
     for density in densities:
-        scored = [(r, r.cell(density).shown()) for r in rows if r.method != "dense"]
-        scored = [(r, v) for r, v in scored if v is not None]
+        shown = [(r, r.cell(density).shown()) for r in rows if r.method != "dense"]
+        scored = [(r, v) for r, v in shown if v is not None]
         values = sorted((v for _, v in scored), reverse=True)
         for row, value in scored:
             first = values.index(value) + 1

@@ -143,7 +143,7 @@ def make_executor(component: Mapping[str, Any], registry: Registry) -> Executor:
             "which has no run(jobs, options, reporter) method"
         )
         raise SuiteError(msg)
-    return executor  # type: ignore[no-any-return]
+    return executor
 
 
 def available_cpus() -> int:

@@ -149,7 +149,6 @@ class _Exclude:
 
     where: str
     conditions: list[tuple[str, list[Any]]]
-    given: dict[str, list[dict[str, Any] | Any]]
     matched: int = 0
 
 
@@ -442,14 +441,13 @@ class _SuiteBuilder:
             )
         allowed = sorted({*FIELDS, *GRID_KEYS})
         conditions: list[tuple[str, list[Any]]] = []
-        given: dict[str, list[Any]] = {}
         for key, value in entry.items():
             if key not in allowed:
                 hint = did_you_mean(key, allowed)
                 raise self.fail(
                     f"{where}.{key}", f"unknown key{hint}; valid keys: {', '.join(allowed)}"
                 )
-            spec_key = GRID_KEYS.get(key, key)
+            spec_key = GRID_KEYS.get(str(key), str(key))
             loc = f"{where}.{key}"
             kind = _component_kind(spec_key)
             accepted: list[Any] = []
@@ -464,12 +462,9 @@ class _SuiteBuilder:
                     accepted.append({"name": name, "params": {p: resolved[p] for p in params}})
                 else:
                     probe = {**probe_base, spec_key: item}
-                    if spec_key == "method" and item != "dst":
-                        probe = {**probe_base, "method": item}
                     accepted.append(self.probe(probe, {spec_key: loc})[spec_key])
             conditions.append((spec_key, accepted))
-            given[spec_key] = accepted
-        exclude = _Exclude(where=where, conditions=conditions, given=given)
+        exclude = _Exclude(where=where, conditions=conditions)
         registry_of_excludes[where] = exclude
         return exclude
 

@@ -36,15 +36,20 @@ STOP_GRACE_SECONDS = 5.0
 
 
 def worker_devices(device: str, workers: int) -> list[str]:
-    """The device of each worker: GPUs round-robin for ``auto``/``cuda`` when present."""
-    if device in ("auto", "cuda"):
-        import torch
+    """The device of each worker: GPUs round-robin for ``auto``/``cuda`` when present.
 
+    :raises SuiteError: when CUDA is asked for and there is none (rather than failing every
+        run of the suite one after the other).
+    """
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SuiteError(f"--device {device}: no CUDA device is available here")
+    if device in ("auto", "cuda"):
         if torch.cuda.is_available():
             count = torch.cuda.device_count()
             return [f"cuda:{i % count}" for i in range(workers)]
-        if device == "auto":
-            return ["cpu"] * workers
+        return ["cpu"] * workers
     return [device] * workers
 
 
@@ -173,8 +178,9 @@ class _Pool:
             )
         elif not worker.ready:
             msg = (
-                f"worker process {worker.name} failed to start ({_exit_text(code)}); "
-                "run `dstbench plugins` to check that every plugin loads"
+                f"worker process {worker.name} failed to start ({_exit_text(code)}); see its "
+                "error above. A script that runs suites must keep its top-level code under "
+                "`if __name__ == '__main__':` (workers are spawned and import the main module)"
             )
             raise SuiteError(msg)
         if self.pending:

@@ -187,6 +187,9 @@ def run_suite(
     :param retry: statuses among ``diverged``/``invalid`` to run again as well.
     :param stream: where progress goes (default stderr); ``live`` forces the live line on/off.
     :returns: the outcome; its ``exit_code`` is what ``dstbench suite`` exits with.
+
+    Workers are spawned processes that import the caller's main module, so a script calling
+    this must keep its top-level code under ``if __name__ == "__main__":``.
     """
     stream = stream or sys.stderr
     registry = registry or get_plugins().registry
@@ -226,9 +229,11 @@ def run_suite(
             live=live,
             heartbeat=heartbeat,
         )
+        finished = len(planned) - len(todo)
+        plural = "s" if count != 1 else ""
+        doing = f"{len(todo)} to run with {count} worker{plural}" if todo else "nothing to run"
         stream.write(
-            f"suite {suite.name}: {len(planned)} runs, {len(planned) - len(todo)} already "
-            f"finished, {len(todo)} to run with {count} worker{'s' if count != 1 else ''}"
+            f"suite {suite.name}: {len(planned)} runs, {finished} already finished, {doing}"
             f" -> {store.root}\n"
         )
         stream.flush()
