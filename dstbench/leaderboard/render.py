@@ -19,7 +19,8 @@ from dstbench.leaderboard.table import DECIMALS, Board, CellStats, Table
 #: Problem runs listed under a table before "... and N more".
 MAX_LISTED = 20
 _PROBLEMS = ("failed", "diverged", "invalid")
-_SECONDARY = "best_val_test_accuracy"
+#: The metric of the second table under each growth method.
+SECONDARY_METRIC = "best_val_test_accuracy"
 
 
 def cell_text(cell: CellStats, *, bold: bool) -> str:
@@ -231,6 +232,3 @@ def leaderboard_markdown(
                     "",
                 ]
     return "\n".join(out).rstrip("\n") + "\n"
-
-
-SECONDARY_METRIC = _SECONDARY

@@ -67,7 +67,6 @@ class Row:
     #: density -> the cell (dense rows hold one cell shown in every column).
     cells: dict[float, CellStats]
     sort_key: tuple[Any, ...]
-    entries: list[Entry] = field(default_factory=list)
     #: The row's rank in each column (sparse rows with a value there).
     ranks: dict[float, float] = field(default_factory=dict)
 
@@ -97,13 +96,6 @@ class Table:
         shown = [r.cell(density).shown() for r in self.rows if r.method != "dense"]
         values = [v for v in shown if v is not None]
         return max(values) if values else None
-
-    def status_counts(self) -> dict[str, int]:
-        """Status -> runs of this table (each run once)."""
-        counts: dict[str, int] = {}
-        for entry in self.entries:
-            counts[entry.status] = counts.get(entry.status, 0) + 1
-        return counts
 
 
 @dataclass
@@ -174,7 +166,6 @@ def _table(
         row = rows.get(label)
         if row is None:
             row = rows[label] = Row(label, entry.spec["method"], {}, sort_key)
-        row.entries.append(entry)
         column = 1.0 if entry.spec["method"] == "dense" else float(entry.spec["density"])
         cell = row.cells.setdefault(column, CellStats())
         cell.expected += 1

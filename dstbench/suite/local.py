@@ -141,7 +141,8 @@ class _Pool:
                 self.pending.appendleft(job)
                 continue
             worker.job = job
-            self.reporter.started(job.run_id, f"{worker.name} ({worker.device})")
+            where = worker.name if worker.device == "cpu" else f"{worker.name}@{worker.device}"
+            self.reporter.started(job.run_id, where)
 
     def drain(self, worker: _Worker) -> None:
         """Handle the worker's messages, then its death if it died."""

@@ -120,13 +120,17 @@ class _Reporter:
         self.store = store
         self.cells = cells
         self.display = display
+        # With a single setup its name says nothing: leave it out of the live status line.
+        self.single_setup = len({c.setup for c in cells.values()}) == 1
         self.lock = threading.Lock()  # executors may report from several threads
         self.ran = 0
 
     def started(self, run_id: str, where: str) -> None:
         with self.lock:
             self.ran += 1
-            self.display.run_started(run_id, self.cells[run_id].label, where)
+            cell = self.cells[run_id]
+            label = cell.label.replace(f" {cell.setup} ", " ") if self.single_setup else cell.label
+            self.display.run_started(run_id, label, where)
 
     def progress(self, run_id: str, epoch: int, epochs: int) -> None:
         with self.lock:

@@ -11,6 +11,7 @@ where the file holds ``{"job": Job.to_dict(), "options": ExecutionOptions.to_dic
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -71,6 +72,8 @@ def run_job(
     from dstbench.engine.train import execute
 
     artifact_dir = Path(options.artifact_root) / job.run_id if options.artifact_root else None
+    if artifact_dir is not None:
+        artifact_dir.mkdir(parents=True, exist_ok=True)
     callback = None
     if progress is not None:
 
@@ -98,6 +101,10 @@ def run_job(
         record = failure_record(
             job.spec, job.run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc()
         )
+    if artifact_dir is not None:
+        with contextlib.suppress(OSError):  # keep it only if an observer wrote into it
+            artifact_dir.rmdir()
+            artifact_dir.parent.rmdir()
     import torch
 
     record["execution"] = {
