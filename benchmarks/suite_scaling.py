@@ -1,6 +1,6 @@
 """Suite throughput with 2 local workers vs 1, on the same set of small runs.
 
-    python benchmarks/suite_scaling.py [--runs 36] [--epochs 15]
+    python benchmarks/suite_scaling.py [--runs 48] [--epochs 15]
 
 Both configurations run the same suite (MLP on digits, no download) from scratch, each worker
 with one CPU thread, so the ratio measures process-level parallelism alone: tiny models gain
@@ -61,7 +61,7 @@ def timed(suite, workers: int, root: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=36, help="runs in the suite (default 36)")
+    parser.add_argument("--runs", type=int, default=48, help="runs in the suite (default 48)")
     parser.add_argument("--epochs", type=int, default=15, help="epochs per run (default 15)")
     args = parser.parse_args()
     suite = make_suite(args.runs, args.epochs)
