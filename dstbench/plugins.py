@@ -10,6 +10,10 @@ in dstbench's own ``pyproject.toml``). Loading is strict but recoverable:
 * ``DSTBENCH_DISABLE_PLUGINS=a,b`` blocks plugins by name (built-ins too);
 * ``DSTBENCH_LOAD_PLUGINS=a,b`` is an allow-list for third-party plugins (built-ins always
   load unless disabled); set it to the empty string to load no third-party plugin at all;
+* ``DSTBENCH_PLUGIN_MODULES=pkg.mod,other`` loads importable modules as plugins without an
+  entry point (each named after its module), like pytest's ``PYTEST_PLUGINS``: naming a module
+  is the opt-in, so the allow-list does not apply, but ``DSTBENCH_DISABLE_PLUGINS`` does. The
+  variable is inherited by suite worker processes, so such plugins work with ``-j N``;
 * ``DSTBENCH_TRACE_PLUGINS=1`` traces every hook call on stderr.
 """
 
@@ -34,6 +38,7 @@ ENTRY_POINT_GROUP = "dstbench"
 DISABLE_ENV = "DSTBENCH_DISABLE_PLUGINS"
 ALLOW_ENV = "DSTBENCH_LOAD_PLUGINS"
 TRACE_ENV = "DSTBENCH_TRACE_PLUGINS"
+MODULES_ENV = "DSTBENCH_PLUGIN_MODULES"
 CORE_DISTRIBUTION = "dstbench"
 
 #: The built-in plugins, used when dstbench runs from a source tree without installed
@@ -45,6 +50,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin-distributions", "dstbench.builtin.distributions"),
     ("builtin-models", "dstbench.builtin.models"),
     ("builtin-datasets", "dstbench.builtin.datasets"),
+    ("builtin-executors", "dstbench.builtin.executors"),
 )
 
 #: Registration hook for each component kind.
@@ -125,6 +131,10 @@ def _split_env(value: str | None) -> set[str] | None:
     return {part.strip() for part in value.split(",") if part.strip()}
 
 
+def _split_env_list(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
 def _entry_point_candidates() -> list[_Candidate]:
     candidates = []
     for ep in md.entry_points(group=ENTRY_POINT_GROUP):
@@ -173,7 +183,9 @@ def load_plugins(
     :param env: environment to read ``DSTBENCH_*`` variables from (default ``os.environ``).
     :param extra: ``(name, plugin)`` pairs registered after the entry-point plugins, as
         third-party plugins (tests use this for throw-away plugins).
-    :param entry_points: when False, only the built-ins and ``extra`` are loaded.
+    :param entry_points: when False, only the built-ins and ``extra`` are loaded (modules
+        named in ``DSTBENCH_PLUGIN_MODULES`` still are: they come after the entry-point
+        plugins and before ``extra``).
     :raises PluginError: when two plugins register the same name for one kind.
     """
     env = os.environ if env is None else env
@@ -187,6 +199,9 @@ def load_plugins(
         manager.enable_tracing()
 
     candidates = _entry_point_candidates() if entry_points else _builtin_candidates()
+    modules = list(dict.fromkeys(_split_env_list(env.get(MODULES_ENV))))
+    candidates += [_Candidate(module, module, None, None, _importer(module)) for module in modules]
+    explicit = set(modules)
     for name, obj in extra:
         candidates.append(
             _Candidate(
@@ -218,7 +233,12 @@ def load_plugins(
             record.status = "blocked"
             manager.set_blocked(cand.name)
             continue
-        if not builtin and allowed is not None and cand.name not in allowed:
+        if (
+            not builtin
+            and cand.name not in explicit
+            and allowed is not None
+            and cand.name not in allowed
+        ):
             record.status = "skipped"
             continue
         try:

@@ -9,8 +9,6 @@ import os
 os.environ["DSTBENCH_LOAD_PLUGINS"] = ""
 os.environ.pop("DSTBENCH_DISABLE_PLUGINS", None)
 
-# The imports below come after setting the environment on purpose (E402 is not raised for them
-# because ruff treats os.environ assignments as allowed preamble).
 from collections.abc import Iterator
 
 import pytest

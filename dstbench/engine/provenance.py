@@ -6,6 +6,7 @@ import os
 import platform
 import sys
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import torch
@@ -59,6 +60,9 @@ def provenance(
 
     return {
         "dstbench": __version__,
+        # When the record was made (the run's end), in UTC: leaderboards date their header
+        # from the records, so regenerating one never changes it.
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "torch": torch.__version__,

@@ -1,0 +1,196 @@
+"""``dstbench suite``: run a suite file's matrix in parallel, resumably; or preview it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from tabulate import tabulate
+
+from dstbench.cli import warn_plugin_failures
+from dstbench.engine.spec import format_component, parse_component
+from dstbench.errors import DstbenchError, SuiteError
+from dstbench.plugins import get_plugins
+from dstbench.registry import Registry
+from dstbench.suite.loader import Suite, load_suite
+from dstbench.suite.runner import (
+    RETRYABLE,
+    STATUS_WORDS,
+    PlannedRun,
+    counts_text,
+    plan,
+    run_suite,
+    summary_lines,
+)
+from dstbench.suite.store import RunStore
+
+NAME = "suite"
+HELP = "Run a suite file (TOML): every run of its matrix, in parallel, resuming where it left."
+
+_SHOWN = ("model", "dataset", "method", "criterion", "growth", "density", "seed")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The suite file, parallelism, preview and execution options."""
+    parser.add_argument("file", metavar="FILE", help="suite file, e.g. suites/quick.toml")
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="runs in parallel (default: the suite's `jobs`, else one per CPU, or per GPU)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the run matrix with each run's status (done, failed, to run) and stop",
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        default=None,
+        metavar="DIR",
+        help="results directory (default: results/<suite name>)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto, cpu, cuda (GPUs shared round-robin between workers) or cuda:N (default: auto)",
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        metavar="DIR",
+        help="data directory (default: $DSTBENCH_DATA or ~/.cache/dstbench/data)",
+    )
+    parser.add_argument(
+        "--download", action="store_true", help="allow datasets to download missing files"
+    )
+    parser.add_argument(
+        "--executor",
+        default=None,
+        metavar="NAME[k=v]",
+        help="executor overriding the suite's (default: the suite's, else 'local')",
+    )
+    parser.add_argument(
+        "--retry",
+        action="append",
+        choices=RETRYABLE,
+        default=[],
+        help="also run again the runs that ended with this status (failed runs always "
+        "run again); repeat for several",
+    )
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "live", "plain"),
+        default="auto",
+        help="live status line (terminals) or plain lines (logs); default: auto",
+    )
+    parser.add_argument(
+        "--no-leaderboard", action="store_true", help="do not write the leaderboard at the end"
+    )
+
+
+def _executor(ref: str | None, registry: Registry) -> dict[str, Any] | None:
+    if ref is None:
+        return None
+    try:
+        name, params = parse_component(ref, "--executor")
+        info = registry.executors[name]
+        return {"name": name, "params": info.resolve_params(params)}
+    except DstbenchError as exc:
+        raise SuiteError(f"--executor: {exc}") from None
+
+
+def matrix_text(suite: Suite, planned: Sequence[PlannedRun]) -> str:
+    """The run matrix as a table: status, id and what varies."""
+    specs = [p.cell.spec for p in planned]
+    extra = [
+        key
+        for key in specs[0]
+        if key not in _SHOWN and len({repr(s[key]) for s in specs if s[key] is not None}) > 1
+    ]
+    rows = []
+    for index, item in enumerate(planned, 1):
+        spec = item.cell.spec
+        status = STATUS_WORDS[item.status]
+        if item.will_run and item.status not in ("missing", "failed"):
+            status += " (retry)"
+        rows.append(
+            [
+                index,
+                status,
+                item.cell.run_id,
+                item.cell.setup,
+                spec["method"],
+                format_component(spec["criterion"]) if spec["criterion"] else "-",
+                format_component(spec["growth"]) if spec["growth"] else "-",
+                f"{spec['density']:g}",
+                spec["seed"],
+                *(_value(spec[k]) for k in extra),
+            ]
+        )
+    headers = ["#", "status", "run id", "setup", "method", "criterion", "growth", "density"]
+    return tabulate(rows, headers=[*headers, "seed", *extra], disable_numparse=True)
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict) and "name" in value:
+        return format_component(value)
+    return str(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the suite, then preview it (``--dry-run``) or run what is left of it."""
+    warn_plugin_failures()
+    registry = get_plugins().registry
+    suite = load_suite(args.file, registry)
+    executor = _executor(args.executor, registry)
+    for warning in suite.warnings:
+        sys.stderr.write(f"dstbench: warning: {warning}\n")
+    output = args.output if args.output is not None else suite.default_output()
+    if args.dry_run:
+        planned = plan(suite, RunStore(output), args.retry)
+        print(matrix_text(suite, planned))
+        counts: dict[str, int] = {}
+        for item in planned:
+            counts[item.status] = counts.get(item.status, 0) + 1
+        will_run = sum(p.will_run for p in planned)
+        print(
+            f"\nsuite {suite.name}: {len(planned)} runs: {counts_text(counts)}; "
+            f"{will_run} would run (results in {output})"
+        )
+        return 0
+    live = {"auto": None, "live": True, "plain": False}[args.progress]
+    outcome = run_suite(
+        suite,
+        output=output,
+        workers=args.jobs,
+        device=args.device,
+        data_root=args.data_root,
+        download=args.download,
+        executor=executor,
+        retry=args.retry,
+        stream=sys.stdout,
+        live=live,
+        leaderboard=not args.no_leaderboard,
+        registry=registry,
+    )
+    for line in summary_lines(outcome):
+        print(line)
+    return outcome.exit_code

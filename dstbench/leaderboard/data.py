@@ -1,0 +1,106 @@
+"""What a leaderboard is built from: the runs of a results directory.
+
+With a suite manifest (``suite.json``, written by ``dstbench suite``) the entries are exactly the
+suite's runs, finished or not, so a leaderboard knows how many seeds each cell expects and how
+many runs are still pending. Without one (records gathered by hand, e.g. from ``dstbench run
+-o DIR/x.json``) every readable record in the directory is an entry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dstbench.errors import DstbenchError
+from dstbench.io import read_json
+from dstbench.suite.store import FINAL_STATUSES, MISSING, RunStore
+
+#: Status of a suite run that has no record yet.
+PENDING = MISSING
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One run: its normalized spec, its status and its record (None while pending)."""
+
+    run_id: str
+    spec: dict[str, Any]
+    status: str
+    record: dict[str, Any] | None
+
+    def metric(self, name: str) -> float | None:
+        """A metric of an ``ok`` run (None otherwise, or when the run did not report it)."""
+        if self.status != "ok" or self.record is None:
+            return None
+        value = (self.record.get("metrics") or {}).get(name)
+        return float(value) if isinstance(value, (int, float)) else None
+
+
+@dataclass(frozen=True)
+class Results:
+    """The entries of a results directory and what describes it."""
+
+    title: str
+    description: str
+    entries: list[Entry]
+    #: Where the records are (``<dir>/runs`` or the directory itself).
+    runs_dir: Path
+    #: Records on disk that are not part of the suite (left from an older version of it).
+    outside_suite: int = 0
+
+
+def load_results(directory: str | Path, *, all_records: bool = False) -> Results:
+    """Read the runs of ``directory`` (a suite's results, or a folder of records).
+
+    :param all_records: ignore the manifest and use every record found.
+    :raises DstbenchError: when the directory holds no run at all.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise DstbenchError(f"{root}: no such results directory")
+    store = RunStore(root)
+    runs_dir = store.runs if store.runs.is_dir() else root
+    found = {path.stem: record for path, record in _records(runs_dir)}
+    manifest = None if all_records else store.read_manifest()
+    if manifest is not None:
+        entries = []
+        for run in manifest["runs"]:
+            record = found.get(run["run_id"])
+            status = record["status"] if record is not None else PENDING
+            entries.append(Entry(run["run_id"], run["spec"], status, record))
+        listed = {run["run_id"] for run in manifest["runs"]}
+        outside = sum(1 for run_id in found if run_id not in listed)
+        return Results(
+            title=str(manifest.get("suite") or root.name),
+            description=str(manifest.get("description") or ""),
+            entries=entries,
+            runs_dir=runs_dir,
+            outside_suite=outside,
+        )
+    entries = [
+        Entry(str(record.get("run_id", run_id)), record["spec"], record["status"], record)
+        for run_id, record in sorted(found.items())
+    ]
+    if not entries:
+        msg = f"{root}: no run records found (expected {runs_dir}/*.json or a suite.json)"
+        raise DstbenchError(msg)
+    return Results(title=root.resolve().name, description="", entries=entries, runs_dir=runs_dir)
+
+
+def _records(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Readable run records (a dict with a spec and a final status) in name order."""
+    out = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            record = read_json(path)
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if (
+            isinstance(record, dict)
+            and isinstance(record.get("spec"), dict)
+            and record.get("status") in FINAL_STATUSES
+        ):
+            out.append((path, record))
+    return out

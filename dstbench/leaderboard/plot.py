@@ -1,0 +1,104 @@
+"""Leaderboard plots in the style of the paper's Figure 1.
+
+One PNG per setup, one panel per growth method: test accuracy against density on a log axis,
+a line per criterion with a ±1 std band, the static baseline in light blue with its own line
+style, and dense as a dashed horizontal line. Drawn with matplotlib's Agg canvas directly (no
+pyplot, no display needed) and saved without a software/date stamp, so that the same records
+give the same image.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+from dstbench.leaderboard.table import Board, Row
+
+#: The paper draws static sparse training in light blue.
+STATIC_COLOR = "#74b9e7"
+DENSE_COLOR = "#222222"
+
+
+def _series(row: Row, densities: Sequence[float]) -> tuple[list[float], list[float], list[float]]:
+    xs, means, stds = [], [], []
+    for density in densities:
+        cell = row.cell(density)
+        if cell.mean is None:
+            continue
+        xs.append(density)
+        means.append(100 * cell.mean)
+        stds.append(100 * (cell.std or 0.0))
+    return xs, means, stds
+
+
+def board_png(board: Board) -> bytes:
+    """The PNG of one setup's board."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    panels = len(board.tables)
+    figure = Figure(figsize=(5.2 * panels, 4.2), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, panels, squeeze=False)[0]
+    criteria = [r.label for t in board.tables for r in t.rows if r.method == "dst"]
+    palette = _palette(list(dict.fromkeys(criteria)))
+    for ax, table in zip(axes, board.tables, strict=True):
+        for row in table.rows:
+            if row.method == "dense":
+                cell = row.cell(1.0)
+                if cell.mean is None:
+                    continue
+                mean, std = 100 * cell.mean, 100 * (cell.std or 0.0)
+                ax.axhline(mean, color=DENSE_COLOR, linestyle="--", linewidth=1.2, label=row.label)
+                if std:
+                    ax.axhspan(mean - std, mean + std, color=DENSE_COLOR, alpha=0.06, linewidth=0)
+                continue
+            xs, means, stds = _series(row, table.densities)
+            if not xs:
+                continue
+            static = row.method == "static"
+            color = STATIC_COLOR if static else palette[row.label]
+            ax.plot(
+                xs,
+                means,
+                color=color,
+                linestyle="-." if static else "-",
+                marker="s" if static else "o",
+                markersize=3.5,
+                linewidth=1.8 if static else 1.3,
+                label=row.label,
+            )
+            low = [m - s for m, s in zip(means, stds, strict=True)]
+            high = [m + s for m, s in zip(means, stds, strict=True)]
+            ax.fill_between(xs, low, high, color=color, alpha=0.15, linewidth=0)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(table.densities))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(table.densities, [f"{d:g}" for d in table.densities], fontsize=8)
+        if len(table.densities) > 1:
+            span = math.log10(table.densities[-1] / table.densities[0])
+            pad = 10 ** (0.04 * max(span, 0.3))
+            ax.set_xlim(table.densities[0] / pad, table.densities[-1] * pad)
+        ax.set_xlabel("density")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"growth: {table.growth}" if table.growth else "baselines", fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    figure.suptitle(board.title, fontsize=11)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _palette(labels: list[str]) -> dict[str, str]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    return {label: _hex(cmap(i % cmap.N)) for i, label in enumerate(labels)}
+
+
+def _hex(rgba: tuple[float, float, float, float]) -> str:
+    return "#" + "".join(f"{round(255 * c):02x}" for c in rgba[:3])

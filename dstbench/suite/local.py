@@ -1,0 +1,276 @@
+"""The built-in ``local`` executor: runs in parallel worker processes on this machine.
+
+Each worker is a fresh interpreter (the ``spawn`` start method: no state inherited from the
+driver, CUDA-safe), loads the plugins once, uses a fair share of the CPU threads, and gets its
+own GPU round-robin when there are GPUs. The driver hands one job at a time to each idle
+worker over a private pipe and waits on the pipes and the processes together, so it notices at
+once when a worker dies: the run it held is reported as failed, a fresh worker replaces it and
+the suite goes on.
+
+Workers ignore Ctrl-C (the driver stops them) and exit by themselves when the driver dies, even
+by SIGKILL, so an interrupted suite never leaves stray trainers behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from dstbench.errors import SuiteError
+from dstbench.suite.executors import ExecutionOptions, Job, Reporter, available_cpus
+
+#: Seconds between checks, in a worker, that the driver is still alive.
+PARENT_CHECK_SECONDS = 0.5
+#: Seconds a stopping worker gets before it is killed.
+STOP_GRACE_SECONDS = 5.0
+
+
+def worker_devices(device: str, workers: int) -> list[str]:
+    """The device of each worker: GPUs round-robin for ``auto``/``cuda`` when present.
+
+    :raises SuiteError: when CUDA is asked for and there is none (rather than failing every
+        run of the suite one after the other).
+    """
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SuiteError(f"--device {device}: no CUDA device is available here")
+    if device in ("auto", "cuda"):
+        if torch.cuda.is_available():
+            count = torch.cuda.device_count()
+            return [f"cuda:{i % count}" for i in range(workers)]
+        return ["cpu"] * workers
+    return [device] * workers
+
+
+class LocalExecutor:
+    """Run jobs in ``workers`` local processes (see the module docstring).
+
+    :param threads: CPU threads per worker; 0 (default) gives each worker an equal share of
+        the CPUs this process may use (at least one).
+    """
+
+    def __init__(self, threads: int = 0) -> None:
+        self.threads = threads
+
+    def run(self, jobs: Sequence[Job], options: ExecutionOptions, reporter: Reporter) -> None:
+        """Run every job; see :mod:`dstbench.suite.executors` for the contract."""
+        if not jobs:
+            return
+        count = max(1, min(options.workers, len(jobs)))
+        threads = self.threads or max(1, available_cpus() // count)
+        pool = _Pool(options, reporter, worker_devices(options.device, count), threads)
+        pool.run(jobs)
+
+
+# --- the driver side ---------------------------------------------------------------------
+
+
+@dataclass
+class _Worker:
+    name: str
+    index: int
+    process: BaseProcess
+    conn: Connection
+    device: str
+    ready: bool = False
+    job: Job | None = None
+
+
+class _Pool:
+    def __init__(
+        self, options: ExecutionOptions, reporter: Reporter, devices: list[str], threads: int
+    ) -> None:
+        self.options = options
+        self.reporter = reporter
+        self.devices = devices
+        self.threads = threads
+        self.context = multiprocessing.get_context("spawn")
+        self.workers: list[_Worker] = []
+        self.pending: deque[Job] = deque()
+
+    def start(self, index: int) -> _Worker:
+        ours, theirs = self.context.Pipe(duplex=True)
+        name = f"w{index}"
+        device = self.devices[index]
+        process = self.context.Process(
+            target=worker_main,
+            args=(theirs, name, device, self.threads, os.getpid()),
+            name=f"dstbench-{name}",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()  # the child holds its end; ours sees EOF when the child dies
+        return _Worker(name, index, process, ours, device)
+
+    def run(self, jobs: Sequence[Job]) -> None:
+        self.pending.extend(jobs)
+        try:
+            self.workers = [self.start(i) for i in range(len(self.devices))]
+            while self.pending or any(w.job is not None for w in self.workers):
+                self.assign()
+                wait(
+                    [w.conn for w in self.workers] + [w.process.sentinel for w in self.workers],
+                    timeout=1.0,
+                )
+                for worker in list(self.workers):
+                    self.drain(worker)
+        except BaseException:
+            self.stop()
+            raise
+        self.shutdown()
+
+    def assign(self) -> None:
+        for worker in self.workers:
+            if not (worker.ready and worker.job is None and self.pending):
+                continue
+            job = self.pending.popleft()
+            try:
+                worker.conn.send((job.to_dict(), self.options.to_dict()))
+            except OSError:  # it died just now; drain() replaces it
+                self.pending.appendleft(job)
+                continue
+            worker.job = job
+            where = worker.name if worker.device == "cpu" else f"{worker.name}@{worker.device}"
+            self.reporter.started(job.run_id, where)
+
+    def drain(self, worker: _Worker) -> None:
+        """Handle the worker's messages, then its death if it died."""
+        try:
+            while worker.conn.poll():
+                self.handle(worker, worker.conn.recv())
+        except (EOFError, OSError):
+            pass  # the pipe closed: the process is gone or going
+        if worker.process.is_alive():
+            return
+        worker.process.join()
+        self.handle_death(worker)
+
+    def handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "ready":
+            worker.ready = True
+        elif kind == "epoch":
+            _, run_id, epoch, epochs = message
+            self.reporter.progress(run_id, epoch, epochs)
+        elif kind == "done":
+            run_id = message[1]
+            worker.job = None
+            self.reporter.finished(run_id)
+
+    def handle_death(self, worker: _Worker) -> None:
+        code = worker.process.exitcode
+        worker.conn.close()
+        self.workers.remove(worker)
+        if worker.job is not None:
+            job, worker.job = worker.job, None
+            self.reporter.finished(
+                job.run_id, f"worker {worker.name} died while running it ({_exit_text(code)})"
+            )
+        elif not worker.ready:
+            msg = (
+                f"worker process {worker.name} failed to start ({_exit_text(code)}); see its "
+                "error above. A script that runs suites must keep its top-level code under "
+                "`if __name__ == '__main__':` (workers are spawned and import the main module)"
+            )
+            raise SuiteError(msg)
+        if self.pending:
+            self.workers.append(self.start(worker.index))
+
+    def shutdown(self) -> None:
+        for worker in self.workers:
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for worker in self.workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+        self.stop()
+
+    def stop(self) -> None:
+        """Terminate every worker (SIGTERM, then SIGKILL after a grace period)."""
+        for worker in self.workers:
+            if worker.process.is_alive():
+                worker.process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for worker in self.workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+        self.workers = []
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+# --- the worker side ---------------------------------------------------------------------
+
+
+def worker_main(conn: Connection, name: str, device: str, threads: int, parent: int) -> None:
+    """A worker process: set up once, then run the jobs the driver sends until told to stop."""
+    # Ctrl-C reaches the whole process group; the driver decides what happens to workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent(parent)
+    from dstbench.plugins import get_plugins
+    from dstbench.suite.worker import configure_threads, run_job
+
+    configure_threads(threads)
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(torch.device(device))
+    get_plugins()  # load the plugins once, before the first job
+
+    def send(message: tuple[Any, ...] | None) -> None:
+        try:
+            conn.send(message)
+        except OSError:  # the driver is gone: nobody will read the record's fate
+            os._exit(1)
+
+    send(("ready",))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        job = Job.from_dict(message[0])
+        options = ExecutionOptions.from_dict(message[1])
+
+        def progress(epoch: int, epochs: int, run_id: str = job.run_id) -> None:
+            send(("epoch", run_id, epoch, epochs))
+
+        run_job(job, options, device=device, worker=name, progress=progress)
+        send(("done", job.run_id))
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit this process as soon as the driver that started it is gone (even by SIGKILL)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="dstbench-parent-watch", daemon=True).start()

@@ -1,0 +1,309 @@
+"""Running a suite: what is left to do, dispatch to the executor, summary and leaderboard.
+
+Resume is the store's job: a run whose record says ``ok`` (or ``diverged``/``invalid``, which
+are results, not accidents) is skipped; a ``failed`` or missing one runs. So re-running the same
+command after any interruption finishes the rest, and nothing finished is ever run twice.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from dstbench.plugins import get_plugins
+from dstbench.registry import Registry
+from dstbench.suite.executors import ExecutionOptions, Job, available_cpus, make_executor
+from dstbench.suite.loader import Cell, Suite
+from dstbench.suite.progress import ProgressDisplay, format_duration
+from dstbench.suite.store import MISSING, RunStore
+from dstbench.suite.worker import failure_record
+
+#: Statuses that always run again.
+ALWAYS_RUN = (MISSING, "failed")
+#: Statuses that may be asked to run again (``--retry``).
+RETRYABLE = ("diverged", "invalid")
+#: How each store status reads in the run matrix.
+STATUS_WORDS = {
+    "ok": "done",
+    "failed": "failed",
+    "diverged": "diverged",
+    "invalid": "invalid",
+    MISSING: "to run",
+}
+#: Final statuses that make ``dstbench suite`` exit with status 1.
+BAD_STATUSES = ("failed", "invalid")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A cell with its status in the store and whether this invocation runs it."""
+
+    cell: Cell
+    status: str
+    will_run: bool
+
+
+def plan(suite: Suite, store: RunStore, retry: Sequence[str] = ()) -> list[PlannedRun]:
+    """Every cell of ``suite`` with its store status; missing and failed runs (and those
+    whose status is in ``retry``) run."""
+    statuses = store.statuses(c.run_id for c in suite.cells)
+    rerun = {*ALWAYS_RUN, *retry}
+    return [
+        PlannedRun(cell, statuses[cell.run_id], statuses[cell.run_id] in rerun)
+        for cell in suite.cells
+    ]
+
+
+def default_workers(device: str) -> int:
+    """Workers when neither ``-j`` nor the suite says: one per GPU on CUDA, else per CPU."""
+    if device in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return max(1, torch.cuda.device_count())
+    elif device.startswith("cuda"):
+        return 1  # one named GPU
+    return available_cpus()
+
+
+@dataclass
+class SuiteOutcome:
+    """What a suite invocation did and where the matrix stands afterwards."""
+
+    suite: Suite
+    output: Path
+    #: run id -> status in the store after this invocation.
+    statuses: dict[str, str]
+    #: Runs this invocation executed (or started, when interrupted).
+    ran: int
+    workers: int
+    seconds: float
+    interrupted: bool = False
+    leaderboard: Path | None = None
+    #: Lines of the failures, for the summary.
+    problems: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Status -> number of runs (store statuses, ``missing`` for not yet run)."""
+        counts: dict[str, int] = {}
+        for status in self.statuses.values():
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    @property
+    def exit_code(self) -> int:
+        """130 when interrupted, 1 when a run failed or broke the sparsity checks, else 0."""
+        if self.interrupted:
+            return 130
+        return 1 if any(s in BAD_STATUSES for s in self.statuses.values()) else 0
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """``78 done, 1 failed, 1 to run`` in a fixed order."""
+    order = ["ok", "failed", "diverged", "invalid", MISSING]
+    return ", ".join(f"{counts[s]} {STATUS_WORDS[s]}" for s in order if counts.get(s))
+
+
+class _Reporter:
+    """Bridges executor events to the store (failure records) and the display."""
+
+    def __init__(self, store: RunStore, cells: dict[str, Cell], display: ProgressDisplay) -> None:
+        self.store = store
+        self.cells = cells
+        self.display = display
+        # With a single setup its name says nothing: leave it out of the live status line.
+        self.single_setup = len({c.setup for c in cells.values()}) == 1
+        self.lock = threading.Lock()  # executors may report from several threads
+        self.ran = 0
+
+    def started(self, run_id: str, where: str) -> None:
+        with self.lock:
+            self.ran += 1
+            cell = self.cells[run_id]
+            label = cell.label.replace(f" {cell.setup} ", " ") if self.single_setup else cell.label
+            self.display.run_started(run_id, label, where)
+
+    def progress(self, run_id: str, epoch: int, epochs: int) -> None:
+        with self.lock:
+            self.display.run_progress(run_id, epoch, epochs)
+
+    def finished(self, run_id: str, error: str | None = None) -> None:
+        with self.lock:
+            cell = self.cells[run_id]
+            record = self.store.load(run_id)
+            if error is not None and (record is None or record["status"] != "ok"):
+                record = failure_record(cell.spec, run_id, error)
+                self.store.write(record)
+            elif record is None:
+                record = failure_record(cell.spec, run_id, "the run ended without a record")
+                self.store.write(record)
+            self.display.run_finished(run_id, cell.label, record)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, ``scancel``) stops the suite like Ctrl-C: workers stopped cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_suite(
+    suite: Suite,
+    *,
+    output: str | Path | None = None,
+    workers: int | None = None,
+    device: str = "auto",
+    data_root: str | None = None,
+    download: bool = False,
+    executor: dict[str, Any] | None = None,
+    retry: Sequence[str] = (),
+    stream: TextIO | None = None,
+    live: bool | None = None,
+    heartbeat: float = 60.0,
+    leaderboard: bool = True,
+    registry: Registry | None = None,
+) -> SuiteOutcome:
+    """Run what is left of ``suite``'s matrix and write its leaderboard.
+
+    :param output: results directory (default ``results/<suite name>``).
+    :param workers: parallel runs (default: the suite's ``jobs``, else one per CPU, or one
+        per GPU on CUDA).
+    :param executor: ``{"name", "params"}`` overriding the suite's executor.
+    :param retry: statuses among ``diverged``/``invalid`` to run again as well.
+    :param stream: where progress goes (default stderr); ``live`` forces the live line on/off.
+    :returns: the outcome; its ``exit_code`` is what ``dstbench suite`` exits with.
+
+    Workers are spawned processes that import the caller's main module, so a script calling
+    this must keep its top-level code under ``if __name__ == "__main__":``.
+    """
+    stream = stream or sys.stderr
+    registry = registry or get_plugins().registry
+    store = RunStore(output if output is not None else suite.default_output())
+    started = time.monotonic()
+    with store.lock():
+        store.clean_temporaries()
+        store.write_manifest(
+            suite.name,
+            suite.description,
+            str(suite.path),
+            [{"run_id": c.run_id, "spec": c.spec} for c in suite.cells],
+        )
+        if suite.text:
+            store.write_suite_copy(suite.text)
+        planned = plan(suite, store, retry)
+        todo = [p.cell for p in planned if p.will_run]
+        count = workers or suite.jobs or default_workers(device)
+        count = max(1, min(count, len(todo))) if todo else max(1, count)
+        runner = make_executor(executor or suite.executor, registry)
+        options = ExecutionOptions(
+            workers=count,
+            device=device,
+            data_root=data_root,
+            download=download,
+            artifact_root=str((store.root / "artifacts").resolve()),
+            executor=str((executor or suite.executor)["name"]),
+        )
+        jobs = [
+            Job(c.run_id, c.spec, str(store.record_path(c.run_id).resolve()), c.label) for c in todo
+        ]
+        display = ProgressDisplay(
+            stream,
+            total=len(planned),
+            done=len(planned) - len(todo),
+            to_run=len(todo),
+            live=live,
+            heartbeat=heartbeat,
+        )
+        finished = len(planned) - len(todo)
+        plural = "s" if count != 1 else ""
+        doing = f"{len(todo)} to run with {count} worker{plural}" if todo else "nothing to run"
+        stream.write(
+            f"suite {suite.name}: {len(planned)} runs, {finished} already finished, {doing}"
+            f" -> {store.root}\n"
+        )
+        stream.flush()
+        reporter = _Reporter(store, {c.run_id: c for c in suite.cells}, display)
+        interrupted = False
+        try:
+            with _sigterm_as_interrupt():
+                runner.run(jobs, options, reporter)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            display.close()
+        store.clean_temporaries()
+        statuses = store.statuses(c.run_id for c in suite.cells)
+        outcome = SuiteOutcome(
+            suite=suite,
+            output=store.root,
+            statuses=statuses,
+            ran=reporter.ran,
+            workers=count,
+            seconds=time.monotonic() - started,
+            interrupted=interrupted,
+            problems=_problem_lines(store, suite.cells, statuses),
+        )
+        if leaderboard and any(s != MISSING for s in statuses.values()):
+            from dstbench.leaderboard import write_leaderboard
+
+            try:
+                outcome.leaderboard = write_leaderboard(store.root)
+            except Exception:  # the runs are safe; report the leaderboard bug and go on
+                stream.write("dstbench: warning: the leaderboard could not be written:\n")
+                stream.write(traceback.format_exc())
+    return outcome
+
+
+def _problem_lines(store: RunStore, cells: Sequence[Cell], statuses: dict[str, str]) -> list[str]:
+    lines = []
+    for cell in cells:
+        status = statuses[cell.run_id]
+        if status not in ("failed", "diverged", "invalid"):
+            continue
+        record = store.load(cell.run_id) or {}
+        if status == "failed":
+            error = record.get("error") or {}
+            why = f"{error.get('type', 'error')}: {error.get('message', '')}"
+        else:
+            why = str(record.get("reason", ""))
+        lines.append(f"{status:<8} {cell.label}: {why} ({store.record_path(cell.run_id)})")
+    return lines
+
+
+def summary_lines(outcome: SuiteOutcome) -> list[str]:
+    """The end-of-suite summary."""
+    counts = outcome.counts()
+    head = (
+        f"suite {outcome.suite.name}: {len(outcome.statuses)} runs: {counts_text(counts)}"
+        f" | ran {outcome.ran} in {format_duration(outcome.seconds)}"
+        f" with {outcome.workers} worker{'s' if outcome.workers != 1 else ''}"
+    )
+    lines = [head, *outcome.problems]
+    if outcome.interrupted:
+        lines.append(
+            "interrupted: finished runs are saved; run the same command again to do the rest"
+        )
+    elif counts.get("failed"):
+        lines.append("failed runs run again when the same command is run again")
+    if outcome.leaderboard is not None:
+        lines.append(f"leaderboard: {outcome.leaderboard}")
+    return lines
