@@ -8,6 +8,7 @@ import os
 
 os.environ["DSTBENCH_LOAD_PLUGINS"] = ""
 os.environ.pop("DSTBENCH_DISABLE_PLUGINS", None)
+os.environ.pop("DSTBENCH_PLUGIN_MODULES", None)
 
 from collections.abc import Iterator
 
@@ -15,6 +16,10 @@ import pytest
 import torch
 
 from dstbench.plugins import LoadedPlugins, get_plugins, load_plugins, set_plugins
+
+# Tiny models gain nothing from intra-op threads, and `pytest -n auto` already runs one process
+# per core: more threads would only oversubscribe the cores.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

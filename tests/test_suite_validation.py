@@ -82,7 +82,10 @@ CASES = {
     ),
     "unknown model": (
         'model = "mpl"\ndataset = "digits"\n',
-        ["model: unknown model 'mpl' (did you mean 'mlp'?); registered models: 'mlp'"],
+        [
+            "model: unknown model 'mpl' (did you mean 'mlp'?); registered models:",
+            "'mlp', 'mlp_cifar'",
+        ],
     ),
     "unknown dataset": (
         'model = "mlp"\ndataset = "digit"\n',
@@ -90,7 +93,7 @@ CASES = {
     ),
     "missing model": (
         'dataset = "digits"\n',
-        ["model: required", "registered models: 'mlp'"],
+        ["model: required", "registered models:", "'mlp', 'mlp_cifar'"],
     ),
     "unknown component parameter": (
         BASE + 'criteria = ["mest[lamda=0.1]"]\n',
