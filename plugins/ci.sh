@@ -16,11 +16,10 @@ test "$(DSTBENCH_LOAD_PLUGINS=csv-logger status criteria-extra)" = skipped
 test "$(DSTBENCH_DISABLE_PLUGINS=criteria-extra status criteria-extra)" = blocked
 
 out=$(mktemp -d)
-if python -m dstbench suite --help >/dev/null 2>&1; then
-    DSTBENCH_CSV_DIR="$out/csv" python -m dstbench suite plugins/suite.toml
-else  # until `dstbench suite` exists: one cell of the suite, by hand
-    DSTBENCH_CSV_DIR="$out/csv" python -m dstbench run --model mlp --dataset digits --criterion set_paper \
-        --growth gradient --density 0.1 --epochs 3 --seed 0 -o "$out/set_paper.json"
-fi
+# A suite that uses the plugins: their criteria must train and reach the leaderboard, whose
+# header must name the plugin distribution behind them.
+DSTBENCH_CSV_DIR="$out/csv" python -m dstbench suite plugins/suite.toml --output "$out/results"
 test -s "$out/csv/runs.csv"
+grep -q "set_paper" "$out/results/leaderboard.md"
+grep -q "dstbench-criteria-extra" "$out/results/leaderboard.md"
 echo "plugins CI ok"
