@@ -238,3 +238,39 @@ def test_records_carry_provenance_of_every_component():
         provenance["components"]
     )
     assert record["timings"]["steps"] == 41 and record["timings"]["train_seconds"] > 0
+
+
+def test_paper_fidelity_fills_the_paper_codes_behaviour_but_keeps_explicit_choices(registry):
+    from dstbench.engine.spec import apply_paper_fidelity
+
+    spec = normalize_spec(apply_paper_fidelity({**BASE, "growth": "random"}), registry)
+    assert spec["growth"]["name"] == "random_bernoulli"
+    assert (
+        spec["mask_init"],
+        spec["update_order"],
+        spec["reset_momentum"],
+        spec["validation"],
+    ) == (
+        "bernoulli",
+        "paper",
+        False,
+        "paper",
+    )
+    kept = normalize_spec(
+        apply_paper_fidelity({**BASE, "growth": "gradient", "mask_init": "exact"}), registry
+    )
+    assert kept["growth"]["name"] == "gradient" and kept["mask_init"] == "exact"
+    assert normalize_spec(apply_paper_fidelity(BASE), registry)["growth"]["name"] == "gradient"
+
+
+def test_a_suite_with_paper_fidelity_runs_bernoulli_random_growth(tmp_path, registry):
+    from dstbench.suite import load_suite
+
+    path = tmp_path / "paper.toml"
+    path.write_text(
+        'model = "mlp"\ndataset = "digits"\nfidelity = "paper"\ncriteria = ["magnitude"]\n'
+        'growth = ["random", "gradient"]\ndensities = [0.1]\nseeds = [0]\n'
+    )
+    specs = [cell.spec for cell in load_suite(path, registry).cells]
+    assert sorted(s["growth"]["name"] for s in specs) == ["gradient", "random_bernoulli"]
+    assert all(s["update_order"] == "paper" and s["mask_init"] == "bernoulli" for s in specs)

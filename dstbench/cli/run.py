@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from dstbench.cli import warn_plugin_failures
-from dstbench.engine.spec import FIELDS, PAPER_FIDELITY, describe_spec
+from dstbench.engine.spec import FIELDS, PAPER_FIDELITY, apply_paper_fidelity, describe_spec
 from dstbench.engine.train import execute
 from dstbench.errors import DstbenchError
 from dstbench.io import write_json_atomic
@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--paper-faithful",
         action="store_true",
         help="reproduce the paper code's behaviour: "
-        + ", ".join(f"{k}={v}" for k, v in PAPER_FIDELITY.items()),
+        + ", ".join(f"{k}={v}" for k, v in PAPER_FIDELITY.items())
+        + ", growth random -> random_bernoulli",
     )
     io.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     io.add_argument(
@@ -76,10 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The raw spec given on the command line (unset options left to the defaults)."""
     raw = {key: getattr(args, key) for key in FIELDS if getattr(args, key) is not None}
-    if args.paper_faithful:
-        for key, value in PAPER_FIDELITY.items():
-            raw.setdefault(key, value)
-    return raw
+    return apply_paper_fidelity(raw) if args.paper_faithful else raw
 
 
 def summary_line(record: dict[str, Any]) -> str:

@@ -140,6 +140,24 @@ PAPER_FIDELITY: dict[str, Any] = {
     "validation": "paper",
 }
 
+#: Growth methods the paper's code implements differently, swapped in by ``fidelity = "paper"``:
+#: its random growth activates each inactive position with probability n/inactive.
+PAPER_GROWTH: dict[str, str] = {"random": "random_bernoulli"}
+
+
+def paper_growth(ref: Any) -> Any:
+    """The growth reference the paper's code would have run for ``ref`` (same if no variant)."""
+    name, params = parse_component(ref, "growth")
+    return PAPER_GROWTH[name] if name in PAPER_GROWTH and not params else ref
+
+
+def apply_paper_fidelity(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` with the paper code's behaviour filled in wherever the user did not choose."""
+    result = {**{k: v for k, v in PAPER_FIDELITY.items() if raw.get(k) is None}, **raw}
+    result["growth"] = paper_growth(raw.get("growth") or FIELDS["growth"].default)
+    return result
+
+
 #: Keys irrelevant to each method; normalized to None so that identical runs share identity.
 _UNUSED: dict[str, tuple[str, ...]] = {
     "dense": (

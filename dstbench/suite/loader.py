@@ -52,6 +52,7 @@ from dstbench.engine.spec import (
     PAPER_FIDELITY,
     describe_spec,
     normalize_spec,
+    paper_growth,
     parse_component,
     spec_hash,
 )
@@ -315,6 +316,9 @@ class _SuiteBuilder:
         if fidelity == "paper":
             for key, value in PAPER_FIDELITY.items():
                 axes.setdefault(key, [value])
+            axes["growth"] = [
+                paper_growth(g) for g in axes.get("growth", [FIELDS["growth"].default])
+            ]
 
         setup_excludes = [
             self.exclude(f"{loc}[{i}]", entry, probe_base, excludes)
