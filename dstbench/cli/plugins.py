@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from tabulate import tabulate
 
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = get_plugins()
     records = sorted(loaded.records.values(), key=lambda r: (not r.builtin, r.name))
     if args.json:
-        payload = {"plugins": [r.as_dict() for r in records]}
+        payload: dict[str, Any] = {"plugins": [r.as_dict() for r in records]}
         if args.components:
             payload["components"] = loaded.registry.describe()
         print(json.dumps(payload, indent=2, sort_keys=True))

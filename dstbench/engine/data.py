@@ -47,7 +47,7 @@ class TensorSplit:
         return TensorSplit(self.x.to(device), self.y.to(device))
 
 
-Split = TensorSplit | Dataset  # type: ignore[type-arg]
+Split = TensorSplit | Dataset
 
 
 @dataclass
@@ -192,7 +192,7 @@ class LoaderBatches:
 
     def __init__(
         self,
-        dataset: Dataset,  # type: ignore[type-arg]
+        dataset: Dataset,
         batch_size: int,
         *,
         shuffle: bool,

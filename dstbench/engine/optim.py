@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 from torch import nn
 
+TensorSeq = list[torch.Tensor] | tuple[torch.Tensor, ...]
+
 
 class MaskedSGD(torch.optim.Optimizer):
     """SGD with momentum, Nesterov and weight decay; masks applied inside the step.
@@ -46,12 +48,12 @@ class MaskedSGD(torch.optim.Optimizer):
             "dampening": dampening,
         }
         super().__init__(params, defaults)
-        self._masks: dict[nn.Parameter, torch.Tensor] = {}
+        self._masks: dict[torch.Tensor, torch.Tensor] = {}
         self._splits: list[
             tuple[list[int], list[int], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]
         ] = []
 
-    def set_masks(self, masks: Mapping[nn.Parameter, torch.Tensor]) -> None:
+    def set_masks(self, masks: Mapping[torch.Tensor, torch.Tensor]) -> None:
         """Register masks (in each weight's dtype) for the masked parameters.
 
         The mask tensors are read at every step, so updating them in place (as the Masker does)
@@ -75,7 +77,7 @@ class MaskedSGD(torch.optim.Optimizer):
                 )
             )
 
-    def momentum_buffer(self, param: nn.Parameter) -> torch.Tensor | None:
+    def momentum_buffer(self, param: torch.Tensor) -> torch.Tensor | None:
         """The momentum buffer of ``param``, or None before the first step."""
         state = self.state.get(param)
         return state.get("momentum_buffer") if state else None
@@ -93,12 +95,13 @@ class MaskedSGD(torch.optim.Optimizer):
                 self._group_step(index, group, params)
         return loss
 
-    def _group_step(self, index: int, group: dict[str, object], params: list[nn.Parameter]) -> None:
+    def _group_step(self, index: int, group: dict[str, object], params: list[torch.Tensor]) -> None:
         lr = float(group["lr"])  # type: ignore[arg-type]
         momentum = float(group["momentum"])  # type: ignore[arg-type]
         weight_decay = float(group["weight_decay"])  # type: ignore[arg-type]
         dampening = float(group["dampening"])  # type: ignore[arg-type]
-        grads: list[torch.Tensor] = [p.grad for p in params]  # type: ignore[misc]
+        # torch's foreach ops return tuples; both tuples and lists are accepted everywhere.
+        grads: TensorSeq = [p.grad for p in params]  # type: ignore[misc]
         if weight_decay != 0:
             grads = torch._foreach_add(grads, params, alpha=weight_decay)
         if momentum != 0:

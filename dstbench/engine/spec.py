@@ -205,7 +205,9 @@ def parse_value(text: str) -> Any:
 
 
 def _split_top_level(text: str) -> list[str]:
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char in "[(":
             depth += 1
@@ -230,9 +232,9 @@ def parse_component(ref: Any, key: str) -> tuple[str, dict[str, Any]]:
         if "name" not in ref or not isinstance(ref["name"], str):
             msg = f"{key}: a table must have a string 'name', got {dict(ref)!r}"
             raise SpecError(msg)
-        params = {k: v for k, v in ref.items() if k not in ("name", "params")}
-        params.update(ref.get("params") or {})
-        return ref["name"].lower(), params
+        table_params = {k: v for k, v in ref.items() if k not in ("name", "params")}
+        table_params.update(ref.get("params") or {})
+        return ref["name"].lower(), table_params
     if not isinstance(ref, str):
         msg = f"{key}: expected a component name such as 'name' or 'name[k=v]', got {ref!r}"
         raise SpecError(msg)

@@ -241,6 +241,7 @@ class Trainer:
             got = type(parts).__name__
             msg = f"dataset {dataset_info.name!r} returned {got}, expected DatasetParts"
             raise DstbenchError(msg)
+        val: Split | None
         if spec["validation"] == "paper" and parts.val is not None:
             train, val = parts.train, parts.val
         else:

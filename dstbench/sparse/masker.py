@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -32,7 +32,7 @@ def sparse_parameters(
     found: list[tuple[str, nn.Parameter]] = []
     for module_name, module in model.named_modules():
         if isinstance(module, SPARSE_MODULE_TYPES):
-            weight = module.weight
+            weight = cast(nn.Parameter, module.weight)
             if id(weight) in seen:
                 continue
             seen.add(id(weight))
@@ -156,19 +156,19 @@ class Masker:
         elif mode == "exact":
             flat = torch.zeros(numel, dtype=torch.bool)
             flat[torch.randperm(numel, generator=self.generator)[: round(density * numel)]] = True
-        else:
-            msg = f"mask_init must be 'exact' or 'bernoulli', got {mode!r}"
+        else:  # specs come from files: check at run time
+            msg = f"mask_init must be 'exact' or 'bernoulli', got {mode!r}"  # type: ignore[unreachable]
             raise SpecError(msg)
         return flat.view_as(weight).to(weight.device)
 
     # --- state ---------------------------------------------------------------------------
 
     @property
-    def weights(self) -> list[nn.Parameter]:
+    def weights(self) -> list[torch.Tensor]:
         """The sparse weights, in layer order."""
         return [layer.weight for layer in self.layers]
 
-    def float_masks(self) -> dict[nn.Parameter, torch.Tensor]:
+    def float_masks(self) -> dict[torch.Tensor, torch.Tensor]:
         """weight -> mask in the weight's dtype (the optimizer multiplies its update by it)."""
         return {layer.weight: layer.float_mask for layer in self.layers}
 
