@@ -61,7 +61,7 @@ def prune(
     info = _lookup("criterion", criterion)
     assert isinstance(info, CriterionInfo)
     ctx = LayerContext(weight.detach(), mask, grad, momentum, layer, step, generator)
-    _count(n, int(mask.sum()), "prune")
+    _count(n, int(torch.count_nonzero(mask)), "prune")
     chosen = prune_positions(info, info.resolve_params(params), ctx, n)
     return mask & ~chosen
 
@@ -90,7 +90,7 @@ def grow(
     assert isinstance(info, GrowthInfo)
     w = weight.detach() if weight is not None else torch.zeros(mask.shape, device=mask.device)
     ctx = LayerContext(w, mask, grad, momentum, layer, step, generator)
-    _count(n, int((~mask).sum()), "grow")
+    _count(n, int(torch.count_nonzero(~mask)), "grow")
     chosen = grow_positions(info, info.resolve_params(params), ctx, n)
     return mask | chosen
 

@@ -93,3 +93,28 @@ def test_bernoulli_growth_is_right_only_in_expectation():
 def test_grow_refuses_more_than_the_inactive_positions():
     with pytest.raises(CriterionError, match="only 1 available"):
         dstbench.grow("random", torch.tensor([True, False]), 2)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.9])  # few candidates: gathered; many: masked
+@pytest.mark.parametrize("largest", [False, True])
+def test_both_selection_paths_choose_the_same_best_positions(fraction, largest):
+    generator = torch.Generator().manual_seed(3)
+    scores = torch.randn(5000, generator=generator)
+    candidates = torch.rand(5000, generator=generator) < fraction
+    n = int(candidates.sum()) // 3
+    chosen = select(scores, candidates, n, largest=largest, generator=generator)
+    ranked = scores.masked_fill(~candidates, float("-inf") if largest else float("inf"))
+    expected = torch.topk(ranked, n, largest=largest).indices
+    assert sorted(chosen.nonzero().flatten().tolist()) == sorted(expected.tolist())
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.9])
+def test_infinite_scores_never_let_non_candidates_in(fraction):
+    candidates = torch.rand(1000, generator=torch.Generator().manual_seed(0)) < fraction
+    scores = torch.full((1000,), float("inf"))
+    available = int(candidates.sum())
+    for largest in (False, True):
+        chosen = select(
+            scores, candidates, available - 1, largest=largest, generator=torch.Generator()
+        )
+        assert int(chosen.sum()) == available - 1 and not bool((chosen & ~candidates).any())

@@ -66,8 +66,8 @@ def pruned_sets(
 
 def jaccard(a: torch.Tensor, b: torch.Tensor) -> float:
     """|a ∩ b| / |a ∪ b| of two bool tensors (1.0 when both are empty)."""
-    union = int((a | b).sum())
-    return 1.0 if union == 0 else int((a & b).sum()) / union
+    union = int(torch.count_nonzero(a | b))
+    return 1.0 if union == 0 else int(torch.count_nonzero(a & b)) / union
 
 
 def overlap(sets: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def overlap(sets: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, Any]:
         inter = union = 0
         for layer in layers:
             pa, pb = sets[a][layer], sets[b][layer]
-            i, u = int((pa & pb).sum()), int((pa | pb).sum())
+            i, u = int(torch.count_nonzero(pa & pb)), int(torch.count_nonzero(pa | pb))
             inter, union = inter + i, union + u
             by_layer[layer][f"{a}|{b}"] = 1.0 if u == 0 else i / u
         pooled[f"{a}|{b}"] = 1.0 if union == 0 else inter / union

@@ -137,7 +137,11 @@ class Masker:
             mask = self._initial_mask(weight, density, mask_init)
             # The target is the distribution's count, not a reading of the mask, so that the
             # invariant check compares two independent numbers.
-            target = round(density * weight.numel()) if mask_init == "exact" else int(mask.sum())
+            target = (
+                round(density * weight.numel())
+                if mask_init == "exact"
+                else int(torch.count_nonzero(mask))
+            )
             self.layers.append(
                 SparseLayer(
                     name=name,
@@ -183,7 +187,7 @@ class Masker:
 
     def active(self) -> int:
         """Total number of active positions (host sync)."""
-        return sum(int(layer.mask.sum()) for layer in self.layers)
+        return sum(int(torch.count_nonzero(layer.mask)) for layer in self.layers)
 
     def density(self) -> float:
         """Achieved global density over the sparse layers."""
@@ -192,7 +196,9 @@ class Masker:
 
     def layer_densities(self) -> dict[str, float]:
         """Achieved density per layer."""
-        return {layer.name: int(layer.mask.sum()) / layer.numel for layer in self.layers}
+        return {
+            layer.name: int(torch.count_nonzero(layer.mask)) / layer.numel for layer in self.layers
+        }
 
     def contexts(
         self, *, step: int, momentum: MomentumLookup | None = None, need_grad: bool = True
@@ -257,7 +263,7 @@ class Masker:
             pruned = prune_positions(criterion, criterion_params, ctx, n)
             requested = n
             if not criterion.exact:
-                n = int(pruned.sum())
+                n = int(torch.count_nonzero(pruned))
             after_prune = layer.mask & ~pruned
             grow_ctx = LayerContext(
                 weight=layer.weight.detach(),
@@ -276,7 +282,7 @@ class Masker:
             layer.float_mask.copy_(new_mask)
             # Removed weights become zero; new ones already are (inactive weights are zero).
             layer.weight.mul_(layer.float_mask)
-            n_grown = int(grown.sum())
+            n_grown = int(torch.count_nonzero(grown))
             if not growth.exact:
                 layer.target = active - n + n_grown
             updates.append(
@@ -286,7 +292,7 @@ class Masker:
                     grown=grown,
                     n_pruned=n,
                     n_grown=n_grown,
-                    n_regrown=int((pruned & grown).sum()),
+                    n_regrown=int(torch.count_nonzero(pruned & grown)),
                     active=layer.target,
                     n_requested=requested,
                 )
@@ -302,10 +308,10 @@ class Masker:
         """
         problems = []
         for layer in self.layers:
-            count = int(layer.mask.sum())
+            count = int(torch.count_nonzero(layer.mask))
             if exact_growth and count != layer.target:
                 problems.append(f"{layer.name}: {count} active weights, target {layer.target}")
-            stray = int(torch.count_nonzero(layer.weight.detach()[~layer.mask]))
+            stray = int(torch.count_nonzero(layer.weight.detach().masked_fill(layer.mask, 0)))
             if stray:
                 problems.append(f"{layer.name}: {stray} inactive weights are not zero")
         return problems

@@ -69,7 +69,7 @@ def _check_selection(
         msg = f"{where}: selected {target} positions"
         raise CriterionError(msg)
     if n is not None:
-        count = int(chosen.sum())
+        count = int(torch.count_nonzero(chosen))
         if count != n:
             msg = (
                 f"{where}: selected {count} positions, expected exactly {n} (register it with "
