@@ -20,7 +20,7 @@ import torch
 
 from dstbench.registry import CriterionInfo
 from dstbench.sparse.masker import Masker, MomentumLookup
-from dstbench.sparse.ops import LayerContext, prune_positions
+from dstbench.sparse.ops import prune_positions
 
 Compared = Sequence[tuple[str, CriterionInfo, Mapping[str, Any]]]
 
@@ -51,15 +51,9 @@ def pruned_sets(
             continue
         n = min(math.ceil(prune_fraction * active), active)
         for label, info, params in compared:
-            ctx = LayerContext(
-                weight=layer.weight.detach(),
-                mask=layer.mask,
-                grad=layer.weight.grad if info.needs_grad else None,
-                momentum=momentum(layer.weight) if momentum and info.needs_momentum else None,
-                layer=layer.name,
-                step=step,
-                generator=torch.Generator().manual_seed(derive_seed(seed, step, layer.name, label)),
-            )
+            generator = torch.Generator().manual_seed(derive_seed(seed, step, layer.name, label))
+            buffer = momentum(layer.weight) if momentum is not None else None
+            ctx = masker.context(layer, layer.mask, info, buffer, step, generator)
             result[label][layer.name] = prune_positions(info, params, ctx, n)
     return result
 

@@ -200,24 +200,29 @@ class Masker:
             layer.name: int(torch.count_nonzero(layer.mask)) / layer.numel for layer in self.layers
         }
 
-    def contexts(
-        self, *, step: int, momentum: MomentumLookup | None = None, need_grad: bool = True
-    ) -> list[LayerContext]:
-        """A context per layer describing the current state (used for what-if analyses)."""
-        return [
-            LayerContext(
-                weight=layer.weight.detach(),
-                mask=layer.mask,
-                grad=layer.weight.grad if need_grad else None,
-                momentum=momentum(layer.weight) if momentum else None,
-                layer=layer.name,
-                step=step,
-                generator=self.generator,
-            )
-            for layer in self.layers
-        ]
-
     # --- the update ----------------------------------------------------------------------
+
+    def context(
+        self,
+        layer: SparseLayer,
+        mask: torch.Tensor,
+        info: CriterionInfo | GrowthInfo,
+        momentum_buffer: torch.Tensor | None,
+        step: int,
+        generator: torch.Generator | None = None,
+    ) -> LayerContext:
+        """What ``info`` may see of ``layer``: the gradient and momentum only if it declared
+        them. ``generator`` defaults to the masker's own (the run's topology stream).
+        """
+        return LayerContext(
+            weight=layer.weight.detach(),
+            mask=mask,
+            grad=layer.weight.grad if info.needs_grad else None,
+            momentum=momentum_buffer if info.needs_momentum else None,
+            layer=layer.name,
+            step=step,
+            generator=generator or self.generator,
+        )
 
     @torch.no_grad()
     def update(
@@ -251,29 +256,13 @@ class Masker:
             if n == 0:
                 continue
             momentum_buffer = momentum(layer.weight) if momentum is not None else None
-            ctx = LayerContext(
-                weight=layer.weight.detach(),
-                mask=layer.mask,
-                grad=layer.weight.grad if criterion.needs_grad else None,
-                momentum=momentum_buffer if criterion.needs_momentum else None,
-                layer=layer.name,
-                step=step,
-                generator=self.generator,
-            )
+            ctx = self.context(layer, layer.mask, criterion, momentum_buffer, step)
             pruned = prune_positions(criterion, criterion_params, ctx, n)
             requested = n
             if not criterion.exact:
                 n = int(torch.count_nonzero(pruned))
             after_prune = layer.mask & ~pruned
-            grow_ctx = LayerContext(
-                weight=layer.weight.detach(),
-                mask=after_prune,
-                grad=layer.weight.grad if growth.needs_grad else None,
-                momentum=momentum_buffer if growth.needs_momentum else None,
-                layer=layer.name,
-                step=step,
-                generator=self.generator,
-            )
+            grow_ctx = self.context(layer, after_prune, growth, momentum_buffer, step)
             grown = grow_positions(growth, growth_params, grow_ctx, n)
             new_mask = after_prune | grown
             if reset_momentum and momentum_buffer is not None:
