@@ -31,6 +31,7 @@ from typing import Any
 import pluggy
 
 from dstbench import hookspecs
+from dstbench._version import __version__
 from dstbench.errors import PluginError, did_you_mean
 from dstbench.registry import KIND_PLURALS, ComponentInfo, Register, Registry, build_registry
 
@@ -156,8 +157,6 @@ def _entry_point_candidates() -> list[_Candidate]:
 
 
 def _builtin_candidates() -> list[_Candidate]:
-    from dstbench._version import __version__
-
     return [
         _Candidate(name, module, CORE_DISTRIBUTION, __version__, _importer(module))
         for name, module in DEFAULT_PLUGINS

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dstbench.datasets.files import missing_data
 from dstbench.datasets.images import ImageFiles, image_transforms
+from dstbench.datasets.splits import test_as_validation
 from dstbench.engine.data import DatasetContext, DatasetParts
 from dstbench.errors import DataError, ParameterError
 
@@ -79,10 +80,7 @@ def load_imagenet(
         "eval_transform": f"Resize({resize}) + CenterCrop({image_size})",
         "normalize": "ImageNet mean/std",
     }
-    val = None
-    if ctx.validation == "paper":
-        val = test
-        notes["validation"] = "paper: the val/ images, which are also the test set"
+    val = test_as_validation(ctx, test, notes)
     return DatasetParts(
         train=train,
         test=test,

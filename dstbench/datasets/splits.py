@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from dstbench.engine.data import TensorSplit
+from dstbench.engine.data import DatasetContext, Split, TensorSplit
 
 #: The paper code's ``valid_split``: the last 10% of the training set, not shuffled.
 PAPER_VALID_SPLIT = 0.1
@@ -20,3 +21,14 @@ def last_fraction(split: TensorSplit, fraction: float) -> tuple[TensorSplit, Ten
     head = TensorSplit(split.x[:boundary], split.y[:boundary])
     tail = TensorSplit(split.x[boundary:], split.y[boundary:])
     return head, tail
+
+
+def test_as_validation(ctx: DatasetContext, test: Split, notes: dict[str, Any]) -> Split | None:
+    """The paper's choice for datasets it validated on the test set (CIFAR-100, Tiny-ImageNet,
+    ImageNet): with ``validation = "paper"`` the test split doubles as validation, noted in
+    ``notes``; otherwise None (the engine carves validation out of the training set).
+    """
+    if ctx.validation != "paper":
+        return None
+    notes["validation"] = "paper: the val/ images, which are also the test set"
+    return test

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from dstbench.datasets.files import bad_file, exclusive, extract_folder, missing_data
 from dstbench.datasets.images import ImageFiles, image_transforms
+from dstbench.datasets.splits import test_as_validation
 from dstbench.engine.data import DatasetContext, DatasetParts
 from dstbench.errors import DataError, ParameterError
 
@@ -133,10 +134,7 @@ def load_tiny_imagenet(ctx: DatasetContext, augment: bool = True, workers: int =
         "augmentation": "horizontal flip" if augment else "none",
         "normalize": "ImageNet mean/std",
     }
-    val = None
-    if ctx.validation == "paper":
-        val = test
-        notes["validation"] = "paper: the val/ images, which are also the test set"
+    val = test_as_validation(ctx, test, notes)
     return DatasetParts(
         train=train,
         test=test,

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from dstbench._version import __version__
 from dstbench.plugins import LoadedPlugins
 
 #: Spec keys that name a component, with the component's kind.
@@ -56,8 +57,6 @@ def provenance(
     spec: Mapping[str, Any], plugins: LoadedPlugins, device: torch.device
 ) -> dict[str, Any]:
     """The provenance block of a result record."""
-    from dstbench._version import __version__
-
     return {
         "dstbench": __version__,
         # When the record was made (the run's end), in UTC: leaderboards date their header

@@ -253,18 +253,15 @@ def parse_component(ref: Any, key: str) -> tuple[str, dict[str, Any]]:
     return name, params
 
 
-def format_component(
-    component: Mapping[str, Any] | None, defaults: Mapping[str, Any] | None = None
-) -> str:
-    """``name`` or ``name[k=v,...]`` showing the parameters that differ from ``defaults``."""
+def format_component(component: Mapping[str, Any] | None) -> str:
+    """``name`` or ``name[k=v,...]`` with every parameter (``-`` for no component)."""
     if component is None:
         return "-"
     params = component.get("params", {})
-    shown = {k: v for k, v in params.items() if defaults is None or defaults.get(k) != v}
-    if not shown:
+    if not params:
         return str(component["name"])
     inner = ",".join(
-        f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in sorted(shown.items())
+        f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in sorted(params.items())
     )
     return f"{component['name']}[{inner}]"
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from dstbench.analysis.overlap import derive_seed, overlap, pruned_sets
+from dstbench.api import layer_densities
 from dstbench.engine.context import EpochStats, RunContext
 from dstbench.engine.data import (
     Batches,
@@ -288,8 +289,6 @@ class Trainer:
         if not layers:
             msg = f"model {spec['model']['name']!r} has no Linear or Conv weight to sparsify"
             raise DstbenchError(msg)
-        from dstbench.api import layer_densities
-
         densities = layer_densities(
             spec["distribution"]["name"],
             {name: tuple(w.shape) for name, w in layers},
