@@ -108,14 +108,18 @@ def table_rows(markdown, heading):
 
 def test_cells_bold_ranks_and_footer(tmp_path, registry):
     results, _ = make_results(tmp_path, registry)
-    markdown = render_leaderboard(results).markdown
+    markdown = render_leaderboard(results, stat="std").markdown
     rows = table_rows(markdown, "### mlp on digits, growth: gradient")
+    # Bold: the best mean and every row whose paired difference to it is not significant.
+    # d=0.1: mest[lam=1.0] vs magnitude has diffs 5, 6 over two shared seeds (t(1) interval
+    # includes 0: a tie); static's diffs 10, 10 exclude 0. d=0.2: magnitude's diffs to
+    # mest[lam=1.0] are 1, 2, 3 ([-0.48, 4.48]: a tie); mest[lam=0.1]'s are 3, 3 (not).
     assert rows == {
         "dense": ["99.00 ± 1.00", "99.00 ± 1.00", "ref."],
-        "static": ["82.00 ± 2.00", "89.00 ± 1.41 (2/3)", "4.00"],
-        "magnitude": ["**91.00 ± 1.41** (2/3)", "95.00 ± 0.00", "1.75"],
-        "mest[lam=0.1]": ["**91.00 ± 0.00**", "94.00 ± 1.41 (2/3)", "2.25"],
-        "mest[lam=1.0]": ["86.00 ± 1.00", "**97.00 ± 1.00**", "2.00"],
+        "static": ["82.00 ± 2.00", "89.00 ± 1.41 (2/3)", "4.00 [3.5, 4.0]"],
+        "magnitude": ["**91.00 ± 1.41** (2/3)", "**95.00 ± 0.00**", "1.75 [1.0, 2.5]"],
+        "mest[lam=0.1]": ["**91.00 ± 0.00**", "94.00 ± 1.41 (2/3)", "2.25 [1.0, 3.0]"],
+        "mest[lam=1.0]": ["**86.00 ± 1.00**", "**97.00 ± 1.00**", "2.00 [1.0, 3.0]"],
     }
     assert "| method        |   d=0.1 |" not in markdown  # headers carry the densities
     assert "| method" in markdown and "d=0.1" in markdown and "d=0.2" in markdown
@@ -130,11 +134,11 @@ def test_cells_bold_ranks_and_footer(tmp_path, registry):
 
 def test_best_validation_checkpoint_table(tmp_path, registry):
     results, _ = make_results(tmp_path, registry)
-    markdown = render_leaderboard(results).markdown
+    markdown = render_leaderboard(results, stat="std").markdown
     details = markdown.split("<details>", 1)[1]
     rows = table_rows(details, "best-validation checkpoint")
     assert rows["dense"] == ["98.00 ± 1.00", "98.00 ± 1.00", "ref."]
-    assert rows["mest[lam=1.0]"] == ["85.00 ± 1.00", "**96.00 ± 1.00**", "2.00"]
+    assert rows["mest[lam=1.0]"] == ["**85.00 ± 1.00**", "**96.00 ± 1.00**", "2.00 [1.0, 3.0]"]
 
 
 def test_provenance_header_comes_from_the_records(tmp_path, registry):
@@ -237,8 +241,9 @@ def test_rows_show_other_varying_keys(tmp_path, registry):
         "snip (update_period=25)",
         "snip (update_period=100)",
     ]
-    assert rows["static"] == ["70.00", "5.00"]
-    assert rows["magnitude (update_period=25)"] == ["**80.00**", "1.50"]
+    # one seed: no interval, and only equal means tie for bold
+    assert rows["static"] == ["70.00", "5.00 [5.0, 5.0]"]
+    assert rows["magnitude (update_period=25)"] == ["**80.00**", "1.50 [1.5, 1.5]"]
 
 
 def test_a_folder_of_records_without_manifest(tmp_path, registry):
@@ -248,7 +253,7 @@ def test_a_folder_of_records_without_manifest(tmp_path, registry):
     for path in (results / "runs").glob("*.json"):
         shutil.copy(path, loose / path.name)
     (loose / "notes.json").write_text('{"not": "a record"}')
-    markdown = render_leaderboard(loose).markdown
+    markdown = render_leaderboard(loose, stat="std").markdown
     rows = table_rows(markdown, "growth: gradient")
     # without a manifest nothing is known to be missing: counts are over the records found
     assert rows["static"][1] == "89.00 ± 1.41"
@@ -270,7 +275,7 @@ def test_records_outside_the_suite_are_left_out_and_said_so(tmp_path, registry):
     after = render_leaderboard(results).markdown
     note = "1 record(s) in `runs/` belong to no run of the current suite and are left out.\n\n"
     assert after.replace(note, "") == before
-    everything = render_leaderboard(results, all_records=True).markdown
+    everything = render_leaderboard(results, all_records=True, stat="std").markdown
     assert (
         table_rows(everything, "growth: gradient")["dense"][0] == "74.50 ± 49.01"
     )  # 98, 99, 100 and 1
@@ -287,7 +292,7 @@ def test_invalid_runs_are_counted_not_averaged(tmp_path, registry, status):
     accuracy = dict(ACCURACY)
     accuracy[("mest1.0", 0.2)] = [96, 97, status]
     results, _ = make_results(tmp_path, registry, accuracy)
-    markdown = render_leaderboard(results).markdown
+    markdown = render_leaderboard(results, stat="std").markdown
     rows = table_rows(markdown, "growth: gradient")
     assert rows["mest[lam=1.0]"][1] == "**96.50 ± 0.71** (2/3)"
     assert "1 invalid" in markdown

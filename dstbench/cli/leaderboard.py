@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from dstbench.leaderboard import DEFAULT_NAME, is_stale, render_leaderboard, write_leaderboard
+from dstbench.leaderboard.render import DEFAULT_REFERENCE, STATS
 
 NAME = "leaderboard"
 HELP = "Write the leaderboard (markdown + PNG plots) of a results directory, or check it."
@@ -14,9 +15,11 @@ HELP = "Write the leaderboard (markdown + PNG plots) of a results directory, or 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The results directory, the output file and ``--check``."""
     parser.add_argument(
-        "directory",
+        "directories",
+        nargs="+",
         metavar="DIR",
-        help="a suite's results (results/<suite>) or a folder of records",
+        help="a suite's results (results/<suite>) or a folder of records; several are merged "
+        "(records of the same run id counted once)",
     )
     parser.add_argument(
         "-o",
@@ -35,21 +38,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="use every record in DIR, not only the runs of the suite's current matrix",
     )
+    parser.add_argument(
+        "--stat",
+        choices=tuple(STATS),
+        default="t",
+        help="spread shown in cells: t (95%% Student-t interval, default), bootstrap "
+        "(95%% percentile bootstrap) or std (sample standard deviation)",
+    )
+    parser.add_argument(
+        "--reference",
+        default=None,
+        metavar="ROW",
+        help=f"row the paired per-seed differences are computed against "
+        f"(default: {DEFAULT_REFERENCE}, when present)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Write (or check) the leaderboard."""
-    output = Path(args.output) if args.output else Path(args.directory) / DEFAULT_NAME
+    dirs = args.directories
+    output = Path(args.output) if args.output else Path(dirs[0]) / DEFAULT_NAME
+    options = {"all_records": args.all_records, "stat": args.stat, "reference": args.reference}
+    shown = " ".join(dirs)
     if args.check:
-        if is_stale(args.directory, output, all_records=args.all_records):
+        if is_stale(dirs, output, **options):
             print(
-                f"{output} is stale: it differs from the records in {args.directory}; "
-                f"regenerate it with: dstbench leaderboard {args.directory} -o {output}"
+                f"{output} is stale: it differs from the records in {shown}; "
+                f"regenerate it with: dstbench leaderboard {shown} -o {output}"
             )
             return 1
         print(f"{output} is up to date")
         return 0
-    path = write_leaderboard(args.directory, output, all_records=args.all_records)
-    plots = render_leaderboard(args.directory, output, all_records=args.all_records).plots
+    path = write_leaderboard(dirs, output, **options)
+    plots = render_leaderboard(dirs, output, **options).plots
     print(f"wrote {path}" + (f" and {len(plots)} plot(s) next to it" if plots else ""))
     return 0

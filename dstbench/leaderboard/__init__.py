@@ -7,13 +7,21 @@ with the file on disk). The output depends on the records only, so it is reprodu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from dstbench.errors import DstbenchError, choices_text, did_you_mean
 from dstbench.io import write_bytes_atomic, write_text_atomic
-from dstbench.leaderboard.data import Entry, Results, load_results
-from dstbench.leaderboard.render import SECONDARY_METRIC, leaderboard_markdown
-from dstbench.leaderboard.table import Board, build_boards, slug
+from dstbench.leaderboard.data import Entry, Results, load_many, load_results
+from dstbench.leaderboard.render import (
+    DEFAULT_REFERENCE,
+    SECONDARY_METRIC,
+    STATS,
+    Style,
+    leaderboard_markdown,
+)
+from dstbench.leaderboard.table import Board, _varying_keys, build_boards, slug
 
 DEFAULT_NAME = "leaderboard.md"
 
@@ -24,6 +32,7 @@ __all__ = [
     "Leaderboard",
     "Results",
     "build_boards",
+    "load_many",
     "load_results",
     "render_leaderboard",
     "write_leaderboard",
@@ -37,26 +46,88 @@ class Leaderboard:
     markdown: str
     #: PNG file name (next to the markdown) -> the board it shows.
     plots: dict[str, Board]
+    #: PNG file name -> the key a board sweeps other than density (drawn against it).
+    sweeps: dict[str, str] = field(default_factory=dict)
+    #: The board's entries, for sweep plots.
+    entries: dict[str, list[Entry]] = field(default_factory=dict)
+
+    def png(self, name: str) -> bytes:
+        """The PNG of plot ``name``: accuracy vs density, or vs the swept key."""
+        from dstbench.analysis.sweep import sweep_panels, sweep_png
+        from dstbench.leaderboard.plot import board_png
+
+        board = self.plots[name]
+        key = self.sweeps.get(name)
+        if key is None:
+            return board_png(board)
+        panels = sweep_panels(self.entries[name], key)
+        return sweep_png(panels, key, f"{board.title}: test accuracy vs {key}")
+
+
+Dirs = str | Path | Sequence[str | Path]
+
+
+def _dirs(results_dir: Dirs) -> list[str | Path]:
+    return [results_dir] if isinstance(results_dir, (str, Path)) else list(results_dir)
+
+
+def _swept_key(entries: Sequence[Entry]) -> str | None:
+    """The first numeric spec key other than density that varies within a setup."""
+    from dstbench.analysis.sweep import swept_value
+
+    for key in _varying_keys(entries):
+        values = {swept_value(e.spec, key) for e in entries} - {None}
+        if len(values) > 1 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+        ):
+            return key
+    return None
+
+
+def check_reference(boards: Sequence[Board], reference: str) -> None:
+    """Raise a one-line error unless some table has a row named ``reference``."""
+    names = sorted({r.base for b in boards for t in b.tables for r in t.rows})
+    if reference not in names:
+        msg = (
+            f"--reference: no row {reference!r} in the leaderboard"
+            f"{did_you_mean(reference, names)}; rows: {choices_text(names)}"
+        )
+        raise DstbenchError(msg)
 
 
 def render_leaderboard(
-    results_dir: str | Path,
+    results_dir: Dirs,
     output: str | Path | None = None,
     *,
     all_records: bool = False,
+    stat: str = "t",
+    reference: str | None = None,
 ) -> Leaderboard:
-    """Build the leaderboard of ``results_dir`` for a markdown file at ``output``.
+    """Build the leaderboard of ``results_dir`` (one directory or several, merged by run
+    id) for a markdown file at ``output``.
 
-    :param output: where the markdown will live (default ``<results_dir>/leaderboard.md``);
+    :param output: where the markdown will live (default ``<first dir>/leaderboard.md``);
         links to plots and records are relative to it.
     :param all_records: use every record, not just the runs of the suite's manifest.
-    :raises DstbenchError: when there are no runs.
+    :param stat: the spread shown in cells: ``"t"`` (95% t interval, the default),
+        ``"bootstrap"`` or ``"std"``.
+    :param reference: the row paired differences are computed against (default
+        ``magnitude``; an explicit name must exist).
+    :raises DstbenchError: when there are no runs, or the reference row does not exist.
     """
-    results = load_results(results_dir, all_records=all_records)
-    target = Path(output) if output is not None else Path(results_dir) / DEFAULT_NAME
+    if stat not in STATS:
+        raise DstbenchError(f"--stat: expected one of {choices_text(STATS)}, got {stat!r}")
+    dirs = _dirs(results_dir)
+    results = load_many(dirs, all_records=all_records)
+    target = Path(output) if output is not None else Path(dirs[0]) / DEFAULT_NAME
     boards = build_boards(results.entries)
+    if reference is not None:
+        check_reference(boards, reference)
+    style = Style(stat=stat, reference=reference or DEFAULT_REFERENCE)
     secondary = build_boards(results.entries, metric=SECONDARY_METRIC)
     plots: dict[str, Board] = {}
+    sweeps: dict[str, str] = {}
+    board_entries: dict[str, list[Entry]] = {}
     links: dict[str, str] = {}
     for board in boards:
         if not any(c.values for t in board.tables for r in t.rows for c in r.cells.values()):
@@ -66,33 +137,59 @@ def render_leaderboard(
             name = name.replace(".png", "-1.png")
         plots[name] = board
         links[board.title] = name
-    markdown = leaderboard_markdown(results, boards, secondary, links, target.parent)
-    return Leaderboard(markdown=markdown, plots=plots)
+        entries = [e for t in board.tables for e in t.entries]
+        board_entries[name] = list({e.run_id: e for e in entries}.values())
+        key = _swept_key(board_entries[name])
+        if key is not None:
+            sweeps[name] = key
+    markdown = leaderboard_markdown(
+        results,
+        boards,
+        secondary,
+        links,
+        target.parent,
+        style,
+        sweeps={
+            board.title: sweeps[links[board.title]]
+            for board in boards
+            if board.title in links and links[board.title] in sweeps
+        },
+    )
+    return Leaderboard(markdown=markdown, plots=plots, sweeps=sweeps, entries=board_entries)
 
 
 def write_leaderboard(
-    results_dir: str | Path,
+    results_dir: Dirs,
     output: str | Path | None = None,
     *,
     all_records: bool = False,
+    stat: str = "t",
+    reference: str | None = None,
 ) -> Path:
     """Write the markdown and its PNG plots (atomically); return the markdown's path."""
-    from dstbench.leaderboard.plot import board_png
-
-    target = Path(output) if output is not None else Path(results_dir) / DEFAULT_NAME
-    board = render_leaderboard(results_dir, target, all_records=all_records)
-    for name, setup in board.plots.items():
-        write_bytes_atomic(target.parent / name, board_png(setup))
+    target = Path(output) if output is not None else Path(_dirs(results_dir)[0]) / DEFAULT_NAME
+    board = render_leaderboard(
+        results_dir, target, all_records=all_records, stat=stat, reference=reference
+    )
+    for name in board.plots:
+        write_bytes_atomic(target.parent / name, board.png(name))
     write_text_atomic(target, board.markdown)
     return target
 
 
 def is_stale(
-    results_dir: str | Path, output: str | Path | None = None, *, all_records: bool = False
+    results_dir: Dirs,
+    output: str | Path | None = None,
+    *,
+    all_records: bool = False,
+    stat: str = "t",
+    reference: str | None = None,
 ) -> bool:
     """True when the markdown at ``output`` differs from what the records give now."""
-    target = Path(output) if output is not None else Path(results_dir) / DEFAULT_NAME
-    expected = render_leaderboard(results_dir, target, all_records=all_records).markdown
+    target = Path(output) if output is not None else Path(_dirs(results_dir)[0]) / DEFAULT_NAME
+    expected = render_leaderboard(
+        results_dir, target, all_records=all_records, stat=stat, reference=reference
+    ).markdown
     try:
         return target.read_text(encoding="utf-8") != expected
     except OSError:

@@ -9,7 +9,8 @@ many runs are still pending. Without one (records gathered by hand, e.g. from ``
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ class Entry:
     spec: dict[str, Any]
     status: str
     record: dict[str, Any] | None
+    #: The directory its record is (or would be) in, when results of several are merged.
+    runs_dir: Path | None = None
 
     def metric(self, name: str) -> float | None:
         """A metric of an ``ok`` run (None otherwise, or when the run did not report it)."""
@@ -87,6 +90,38 @@ def load_results(directory: str | Path, *, all_records: bool = False) -> Results
         msg = f"{root}: no run records found (expected {runs_dir}/*.json or a suite.json)"
         raise DstbenchError(msg)
     return Results(title=root.resolve().name, description="", entries=entries, runs_dir=runs_dir)
+
+
+def load_many(directories: Sequence[str | Path], *, all_records: bool = False) -> Results:
+    """The runs of several results directories (machines, cluster jobs), merged.
+
+    A run id seen in several directories is one run: a finished record wins over a pending
+    run, an ``ok`` record over another final status, and otherwise the first directory given.
+    :raises DstbenchError: when a directory is missing or holds no run.
+    """
+    if len(directories) == 1:
+        return load_results(directories[0], all_records=all_records)
+    loaded = [load_results(d, all_records=all_records) for d in directories]
+    merged: dict[str, Entry] = {}
+    for results in loaded:
+        for entry in results.entries:
+            entry = replace(entry, runs_dir=results.runs_dir)
+            kept = merged.get(entry.run_id)
+            if kept is None or _preference(entry) > _preference(kept):
+                merged[entry.run_id] = entry
+    return Results(
+        title=" + ".join(dict.fromkeys(r.title for r in loaded)),
+        description=" ".join(dict.fromkeys(r.description for r in loaded if r.description)),
+        entries=list(merged.values()),
+        runs_dir=loaded[0].runs_dir,
+        outside_suite=sum(r.outside_suite for r in loaded),
+    )
+
+
+def _preference(entry: Entry) -> int:
+    if entry.status == "ok":
+        return 2
+    return 0 if entry.status == PENDING else 1
 
 
 def _records(directory: Path) -> list[tuple[Path, dict[str, Any]]]:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
+from dstbench.analysis import stats
 from dstbench.leaderboard.data import PENDING, Entry, Results
-from dstbench.leaderboard.table import DECIMALS, Board, CellStats, Table
+from dstbench.leaderboard.table import DECIMALS, Board, CellStats, Row, Table
 
 #: Problem runs listed under a table before "... and N more".
 MAX_LISTED = 20
@@ -23,42 +25,82 @@ _PROBLEMS = ("failed", "diverged", "invalid")
 SECONDARY_METRIC = "best_val_test_accuracy"
 
 
-def cell_text(cell: CellStats, *, bold: bool) -> str:
-    """``97.78 ± 0.31``, with ``(k/n)`` when only k of n seeds have a result."""
+#: How a cell's spread is shown: legend text per ``--stat`` choice.
+STATS: dict[str, str] = {
+    "t": "mean ± half-width of the 95% Student-t confidence interval over seeds",
+    "bootstrap": "mean ± half-width of the 95% percentile-bootstrap interval over seeds "
+    "(2,000 resamples seeded from the values)",
+    "std": "mean ± sample standard deviation over seeds",
+}
+#: The row paired comparisons are made against unless told otherwise.
+DEFAULT_REFERENCE = "magnitude"
+#: Marks a cell holding a run whose accuracy never left chance level.
+CHANCE_MARK = "†"
+
+
+@dataclass(frozen=True)
+class Style:
+    """How tables are drawn: the spread statistic and the reference row."""
+
+    stat: str = "t"
+    reference: str = DEFAULT_REFERENCE
+
+    @property
+    def interval_method(self) -> str:
+        """The interval used for ties and differences (t unless bootstrap is asked for)."""
+        return "bootstrap" if self.stat == "bootstrap" else "t"
+
+
+def cell_text(cell: CellStats, *, bold: bool, stat: str = "t") -> str:
+    """``97.78 ± 0.31``, with ``(k/n)`` when only k of n seeds have a result and ``†k`` when k
+    of them stayed at chance level."""
     mean = cell.mean
     if mean is None:
         return "–"
     text = f"{100 * mean:.{DECIMALS}f}"
-    std = cell.std
-    if std is not None:
-        text += f" ± {100 * std:.{DECIMALS}f}"
+    if stat == "std":
+        spread = cell.std
+    else:
+        interval = cell.interval(stat)
+        spread = interval.half_width if interval is not None else None
+    if spread is not None:
+        text += f" ± {100 * spread:.{DECIMALS}f}"
     if bold:
         text = f"**{text}**"
     if len(cell.values) < cell.expected:
         text += f" ({len(cell.values)}/{cell.expected})"
+    if cell.at_chance:
+        text += f" {CHANCE_MARK}{cell.at_chance}"
     return text
 
 
-def table_markdown(table: Table) -> str:
+def _rank_text(row: Row, table: Table) -> tuple[str, bool]:
+    average = row.average_rank
+    if average is None:
+        return ("–" if row.method != "dense" else "ref."), False
+    text = f"{average:.2f}"
+    interval = row.rank_interval
+    if interval is not None and interval.low is not None and interval.high is not None:
+        text += f" [{interval.low:.1f}, {interval.high:.1f}]"
+    partial = len(row.ranks) < len(table.densities)
+    return text + ("*" if partial else ""), partial
+
+
+def table_markdown(table: Table, style: Style | None = None) -> str:
     """The GitHub-markdown table of one growth method."""
-    headers = ["method", *(f"d={d:g}" for d in table.densities), "avg rank"]
+    style = style or Style()
+    headers = ["method", *(f"d={d:g}" for d in table.densities), "avg rank [95% CI]"]
+    best = {d: table.best_rows(d) for d in table.densities}
     rows = []
     partial = False
     for row in table.rows:
         cells = []
         for density in table.densities:
             cell = row.cell(density)
-            best = table.best(density)
-            bold = row.method != "dense" and best is not None and cell.shown() == best
-            cells.append(cell_text(cell, bold=bold))
-        average = row.average_rank
-        if average is None:
-            rank = "–" if row.method != "dense" else "ref."
-        else:
-            rank = f"{average:.2f}"
-            if len(row.ranks) < len(table.densities):
-                rank += "*"
-                partial = True
+            bold = row.method != "dense" and row.label in best[density]
+            cells.append(cell_text(cell, bold=bold, stat=style.stat))
+        rank, row_partial = _rank_text(row, table)
+        partial = partial or row_partial
         rows.append([row.label, *cells, rank])
     aligns = ("left", *("right" for _ in table.densities), "right")
     text = tabulate(
@@ -69,7 +111,49 @@ def table_markdown(table: Table) -> str:
     return text
 
 
-def _problem_lines(entries: Sequence[Entry], runs_link: str) -> list[str]:
+def paired_markdown(table: Table, reference: str) -> str | None:
+    """Per cell, the mean paired difference (points) to the ``reference`` row of the same
+    other keys, with its 95% t interval over the seeds both have; ▲/▼ where the interval
+    excludes zero. None when the table has no such row.
+    """
+    if not any(r.base == reference for r in table.rows):
+        return None
+    rows = []
+    for row in table.rows:
+        if row.method == "dense" or row.base == reference:
+            continue
+        ref = table.reference_row(row, reference)
+        if ref is None:
+            continue
+        cells = []
+        for density in table.densities:
+            diff = stats.paired_difference(row.cell(density).by_seed, ref.cell(density).by_seed)
+            cells.append(_difference_text(diff))
+        rows.append([row.label, *cells])
+    if not rows:
+        return None
+    headers = [f"vs {reference}", *(f"d={d:g}" for d in table.densities)]
+    aligns = ("left", *("right" for _ in table.densities))
+    return tabulate(
+        rows, headers=headers, tablefmt="github", colalign=aligns, disable_numparse=True
+    )
+
+
+def _difference_text(diff: stats.Interval | None) -> str:
+    if diff is None:
+        return "–"
+    text = f"{100 * diff.estimate:+.{DECIMALS}f}"
+    half = diff.half_width
+    if half is not None:
+        text += f" ± {100 * half:.{DECIMALS}f}"
+    if diff.excludes_zero():
+        text += " ▲" if diff.estimate > 0 else " ▼"
+    return text + f" (n={diff.n})"
+
+
+def _problem_lines(
+    entries: Sequence[Entry], runs_link: str, output_dir: Path | None = None
+) -> list[str]:
     counts = {s: sum(1 for e in entries if e.status == s) for s in (*_PROBLEMS, PENDING)}
     if not any(counts.values()):
         return []
@@ -79,9 +163,12 @@ def _problem_lines(entries: Sequence[Entry], runs_link: str) -> list[str]:
     lines = [f"Not averaged in: {', '.join(parts)}."]
     problems = [e for e in entries if e.status in _PROBLEMS]
     for entry in problems[:MAX_LISTED]:
+        link = runs_link
+        if entry.runs_dir is not None and output_dir is not None:
+            link = Path(os.path.relpath(entry.runs_dir, output_dir)).as_posix()
         lines.append(
             f"- `{entry.run_id}` {_describe(entry)}: **{entry.status}**: {_why(entry)} "
-            f"([record]({runs_link}/{entry.run_id}.json))"
+            f"([record]({link}/{entry.run_id}.json))"
         )
     if len(problems) > MAX_LISTED:
         lines.append(f"- … and {len(problems) - MAX_LISTED} more in `{runs_link}/`")
@@ -112,6 +199,23 @@ def _why(entry: Entry) -> str:
 def _clip(text: str, limit: int = 160) -> str:
     text = text.replace("|", "\\|")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def legend(style: Style) -> str:
+    """What the cells, bold, marks and ranks of every table mean."""
+    return (
+        f"Cells: test accuracy (%) of the final model, {STATS[style.stat]}; `(k/n)`: only k "
+        f"of the n seeds have a result; `{CHANCE_MARK}k`: k of the runs never left chance "
+        "level (training collapsed; see the record's `health`). **Bold**: the best sparse "
+        "method at that density, and every sparse method whose difference to it is not "
+        "significant (95% t interval of the paired per-seed difference includes zero; "
+        "Welch's interval when fewer than two seeds are shared; with one seed, only an "
+        "equal mean ties). *avg rank*: mean over densities of the rank among the sparse "
+        "rows (1 = best), with a 95% bootstrap interval (seeds resampled within each "
+        "density, then densities; seeded from the values); the dense row is the reference "
+        "and is not ranked. Failed, diverged, invalid and unfinished runs are counted under "
+        "each table and never averaged in."
+    )
 
 
 # --- provenance --------------------------------------------------------------------------
@@ -172,6 +276,8 @@ def leaderboard_markdown(
     secondary: Sequence[Board],
     plots: dict[str, str],
     output_dir: Path,
+    style: Style | None = None,
+    sweeps: dict[str, str] | None = None,
 ) -> str:
     """The whole leaderboard document.
 
@@ -179,6 +285,7 @@ def leaderboard_markdown(
     :param secondary: the same boards for the best-validation checkpoint's test accuracy.
     :param plots: board title -> PNG path relative to the markdown file.
     """
+    style = style or Style()
     runs_link = Path(os.path.relpath(results.runs_dir, output_dir)).as_posix()
     entries = results.entries
     counts = {s: sum(1 for e in entries if e.status == s) for s in ("ok", *_PROBLEMS, PENDING)}
@@ -202,23 +309,26 @@ def leaderboard_markdown(
             "current suite and are left out.",
             "",
         ]
-    out += [
-        "Cells: test accuracy (%) of the final model, mean ± sample standard deviation over "
-        "seeds; `(k/n)`: only k of the n seeds have a result. **Bold**: the best sparse "
-        "method at that density (ties share it). *avg rank*: mean over densities of the "
-        "rank among the sparse rows (1 = best); the dense row is the reference and is not "
-        "ranked. Failed, diverged, invalid and unfinished runs are counted under each table "
-        "and never averaged in.",
-        "",
-    ]
+    out += [legend(style), ""]
     for board, second in zip(boards, secondary, strict=True):
         out += [f"## {board.title}", ""]
         if board.title in plots:
-            out += [f"![{board.title}: test accuracy vs density]({plots[board.title]})", ""]
+            axis = (sweeps or {}).get(board.title, "density")
+            out += [f"![{board.title}: test accuracy vs {axis}]({plots[board.title]})", ""]
         for table, table2 in zip(board.tables, second.tables, strict=True):
             heading = f"growth: {table.growth}" if table.growth else "baselines"
-            out += [f"### {board.title}, {heading}", "", table_markdown(table), ""]
-            problems = _problem_lines(table.entries, runs_link)
+            out += [f"### {board.title}, {heading}", "", table_markdown(table, style), ""]
+            paired = paired_markdown(table, style.reference)
+            if paired is not None:
+                out += [
+                    f"Paired difference to {style.reference} (points; mean over the seeds "
+                    "both rows have ± half-width of its 95% t interval; ▲/▼: the interval "
+                    "excludes zero):",
+                    "",
+                    paired,
+                    "",
+                ]
+            problems = _problem_lines(table.entries, runs_link, output_dir)
             if problems:
                 out += [*problems, ""]
             if any(c.values for r in table2.rows for c in r.cells.values()):
@@ -226,7 +336,7 @@ def leaderboard_markdown(
                     "<details><summary>Test accuracy (%) of the best-validation checkpoint"
                     "</summary>",
                     "",
-                    table_markdown(table2),
+                    table_markdown(table2, style),
                     "",
                     "</details>",
                     "",

@@ -7,10 +7,13 @@ keys vary within a setup (an update-period sweep, a learning-rate sweep), they b
 the row, e.g. ``magnitude (update_period=25)``; component parameters show only where they
 vary, e.g. ``mest[lam=0.1]`` next to ``mest[lam=1.0]``.
 
-A cell is the mean and sample standard deviation over the seeds whose run is ``ok``. Failed,
-diverged, invalid and pending runs are counted separately and never averaged in. Ranks compare
-the sparse rows (static and DST) column by column on the values as displayed (two decimals of
-a percent), ties sharing the mean of their ranks; dense is the reference, not ranked.
+A cell holds the values of the seeds whose run is ``ok`` (by seed, so that rows can be compared
+pairwise); its statistics (mean with a t or bootstrap interval, or the standard deviation) come
+from :mod:`dstbench.analysis.stats`. Failed, diverged, invalid and pending runs are counted
+separately and never averaged in. Ranks compare the sparse rows (static and DST) column by
+column on the means as displayed (two decimals of a percent), ties sharing the mean of their
+ranks; dense is the reference, not ranked. The best of a column is the highest mean together
+with every row whose difference to it is not significant (:meth:`Table.best_rows`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from dstbench.analysis import stats
+from dstbench.analysis.health import at_chance
 from dstbench.engine.spec import FIELDS
 from dstbench.leaderboard.data import Entry
 
@@ -41,6 +48,14 @@ class CellStats:
     values: list[float] = field(default_factory=list)
     expected: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    #: seed -> value, for paired comparisons (a seed repeated in a cell keeps its first value).
+    by_seed: dict[int, float] = field(default_factory=dict)
+    #: ok runs whose accuracy never left chance level (training collapsed).
+    at_chance: int = 0
+
+    def interval(self, method: str = "t") -> stats.Interval | None:
+        """The mean with its 95% interval (``"t"`` or ``"bootstrap"``), None when empty."""
+        return stats.mean_interval(self.values, method) if self.values else None
 
     @property
     def mean(self) -> float | None:
@@ -69,6 +84,12 @@ class Row:
     sort_key: tuple[Any, ...]
     #: The row's rank in each column (sparse rows with a value there).
     ranks: dict[float, float] = field(default_factory=dict)
+    #: The method or criterion label without the other varying keys (``magnitude``).
+    base: str = ""
+    #: The other varying keys of the row (``update_period=25``), "" when none.
+    extras: str = ""
+    #: Average rank with its bootstrap interval over seeds and columns.
+    rank_interval: stats.Interval | None = None
 
     @property
     def average_rank(self) -> float | None:
@@ -96,6 +117,36 @@ class Table:
         shown = [r.cell(density).shown() for r in self.rows if r.method != "dense"]
         values = [v for v in shown if v is not None]
         return max(values) if values else None
+
+    def best_rows(self, density: float) -> set[str]:
+        """Labels of the sparse rows tied for best at ``density``.
+
+        The row with the highest displayed mean is best; another row ties with it when the
+        95% interval of its difference to the best includes zero: paired over the seeds
+        both have when they share at least two, else Welch's interval; with a single value
+        on a side there is no interval, and only an equal displayed mean ties.
+        """
+        best = self.best(density)
+        if best is None:
+            return set()
+        sparse = [r for r in self.rows if r.method != "dense" and r.cell(density).values]
+        leaders = [r for r in sparse if r.cell(density).shown() == best]
+        tied = {r.label for r in leaders}
+        leader = leaders[0].cell(density)
+        for row in sparse:
+            if row.label in tied:
+                continue
+            interval, _ = stats.difference(leader.by_seed, row.cell(density).by_seed)
+            if interval is not None and interval.low is not None and not interval.excludes_zero():
+                tied.add(row.label)
+        return tied
+
+    def reference_row(self, row: Row, reference: str) -> Row | None:
+        """The row named ``reference`` with the same other varying keys as ``row``."""
+        for candidate in self.rows:
+            if candidate.base == reference and candidate.extras == row.extras:
+                return candidate
+        return None
 
 
 @dataclass
@@ -165,7 +216,8 @@ def _table(
         label, sort_key = _row_label(entry, varying, labels, order)
         row = rows.get(label)
         if row is None:
-            row = rows[label] = Row(label, entry.spec["method"], {}, sort_key)
+            base, extras = _split_label(label)
+            row = rows[label] = Row(label, entry.spec["method"], {}, sort_key, {}, base, extras)
         column = 1.0 if entry.spec["method"] == "dense" else float(entry.spec["density"])
         cell = row.cells.setdefault(column, CellStats())
         cell.expected += 1
@@ -173,9 +225,42 @@ def _table(
         value = entry.metric(metric)
         if value is not None and math.isfinite(value):
             cell.values.append(value)
+            cell.by_seed.setdefault(int(entry.spec["seed"]), value)
+            if entry.record is not None and at_chance(entry.record):
+                cell.at_chance += 1
     ordered = sorted(rows.values(), key=lambda r: r.sort_key)
     _rank(ordered, densities)
+    _rank_intervals(ordered, densities)
     return Table(growth=growth, densities=densities, rows=ordered, entries=entries)
+
+
+def _split_label(label: str) -> tuple[str, str]:
+    """``magnitude (update_period=25)`` -> (``magnitude``, ``update_period=25``)."""
+    if label.endswith(")") and " (" in label:
+        base, extras = label.split(" (", 1)
+        return base, extras[:-1]
+    return label, ""
+
+
+def _rank_intervals(rows: list[Row], densities: list[float]) -> None:
+    """Bootstrap intervals of the average ranks (seeds resampled per column, then columns)."""
+    ranked = [r for r in rows if r.method != "dense"]
+    if not ranked:
+        return
+    columns = []
+    for density in densities:
+        seeds = sorted({s for r in ranked for s in r.cell(density).by_seed})
+        if not seeds:
+            continue
+        data = np.full((len(ranked), len(seeds)), np.nan)
+        for i, row in enumerate(ranked):
+            for j, seed in enumerate(seeds):
+                value = row.cell(density).by_seed.get(seed)
+                if value is not None:
+                    data[i, j] = 100 * value
+        columns.append(data)
+    for row, interval in zip(ranked, stats.rank_interval(columns, decimals=DECIMALS), strict=True):
+        row.rank_interval = interval
 
 
 def _rank(rows: list[Row], densities: list[float]) -> None:
