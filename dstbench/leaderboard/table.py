@@ -52,6 +52,8 @@ class CellStats:
     by_seed: dict[int, float] = field(default_factory=dict)
     #: ok runs whose accuracy never left chance level (training collapsed).
     at_chance: int = 0
+    #: seed -> run id of the value in ``by_seed``.
+    run_ids: dict[int, str] = field(default_factory=dict)
 
     def interval(self, method: str = "t") -> stats.Interval | None:
         """The mean with its 95% interval (``"t"`` or ``"bootstrap"``), None when empty."""
@@ -226,6 +228,7 @@ def _table(
         if value is not None and math.isfinite(value):
             cell.values.append(value)
             cell.by_seed.setdefault(int(entry.spec["seed"]), value)
+            cell.run_ids.setdefault(int(entry.spec["seed"]), entry.run_id)
             if entry.record is not None and at_chance(entry.record):
                 cell.at_chance += 1
     ordered = sorted(rows.values(), key=lambda r: r.sort_key)
