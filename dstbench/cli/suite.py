@@ -14,12 +14,14 @@ from dstbench.engine.spec import format_component, parse_component
 from dstbench.errors import DstbenchError, SuiteError
 from dstbench.plugins import get_plugins
 from dstbench.registry import Registry
+from dstbench.suite.cost import cost_text, estimate
 from dstbench.suite.loader import Suite, load_suite
 from dstbench.suite.runner import (
     RETRYABLE,
     STATUS_WORDS,
     PlannedRun,
     counts_text,
+    default_workers,
     plan,
     run_suite,
     summary_lines,
@@ -175,6 +177,10 @@ def run(args: argparse.Namespace) -> int:
             f"\nsuite {suite.name}: {len(planned)} runs: {counts_text(counts)}; "
             f"{will_run} would run (results in {output})"
         )
+        records = [r for _, r in RunStore(output).records() if r is not None]
+        costs = estimate(planned, records, registry, args.data_root)
+        workers = args.jobs or suite.jobs or default_workers(args.device)
+        print("\ncompute (per setup):\n" + cost_text(costs, workers))
         return 0
     live = {"auto": None, "live": True, "plain": False}[args.progress]
     outcome = run_suite(

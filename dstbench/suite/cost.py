@@ -1,0 +1,252 @@
+"""What a suite will cost, before it runs (``dstbench suite --dry-run``).
+
+Per setup (model, dataset and the keys that set the amount of work: epochs, batch size,
+validation split):
+
+* **steps per run**: epochs × batches per epoch;
+* **MACs per run**: forward multiply-accumulates per sample of the sparsifiable layers
+  × samples seen (steps × batch size), dense-equivalent, since masks are simulated and the
+  wall time is that of dense training;
+* **wall time per run**: the mean ``total_seconds`` of the finished records of the same setup
+  in the results directory, else their seconds per step × steps; unknown otherwise.
+
+Batches per epoch and MACs per sample come from a finished record of the setup when there is
+one (``timings.steps / epochs``, ``dense_macs_per_sample``), else from building the dataset and
+the model once (no training; a dataset whose files are missing leaves them unknown).
+The total wall time divides the runs still to do by the number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tabulate import tabulate
+
+from dstbench.engine.spec import spec_hash
+from dstbench.errors import DstbenchError
+from dstbench.registry import Registry
+from dstbench.suite.runner import PlannedRun
+
+#: Spec keys that, with the model and dataset, decide a run's amount of work per epoch.
+_WORK_KEYS = ("model", "dataset", "batch_size", "val_fraction", "validation")
+
+
+def _work_key(spec: Mapping[str, Any]) -> str:
+    return spec_hash({k: spec.get(k) for k in _WORK_KEYS})
+
+
+def _setup_key(spec: Mapping[str, Any]) -> str:
+    return spec_hash({**{k: spec.get(k) for k in _WORK_KEYS}, "epochs": spec.get("epochs")})
+
+
+@dataclass
+class SetupCost:
+    """The estimate for one setup."""
+
+    label: str
+    runs: int = 0
+    to_run: int = 0
+    steps_per_epoch: float | None = None
+    macs_per_sample: int | None = None
+    epochs: int = 0
+    batch_size: int = 0
+    seconds_per_run: float | None = None
+    seconds_source: str = "unknown"
+
+    @property
+    def steps(self) -> int | None:
+        """Optimizer steps per run."""
+        if self.steps_per_epoch is None:
+            return None
+        return round(self.steps_per_epoch * self.epochs)
+
+    @property
+    def macs_per_run(self) -> float | None:
+        """Dense-equivalent forward MACs per run."""
+        if self.steps is None or self.macs_per_sample is None:
+            return None
+        return float(self.macs_per_sample) * self.batch_size * self.steps
+
+
+def _finished(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [r for r in records if r.get("status") == "ok" and isinstance(r.get("spec"), dict)]
+
+
+def probe_work(spec: Mapping[str, Any], registry: Registry, data_root: Any) -> tuple[float, int]:
+    """Batches per epoch and dense forward MACs per sample, by building data and model once.
+
+    :raises DstbenchError: when the dataset cannot be loaded (e.g. files missing).
+    """
+    import torch
+
+    from dstbench.engine.data import DatasetContext, carve_validation, resolve_data_root
+    from dstbench.engine.flops import count_macs
+
+    info = registry.datasets[spec["dataset"]["name"]]
+    context = DatasetContext(
+        root=resolve_data_root(data_root), download=False, validation=spec["validation"]
+    )
+    parts = info.fn(context, **spec["dataset"]["params"])
+    if spec["validation"] == "paper" and parts.val is not None:
+        train = parts.train
+    else:
+        train, _ = carve_validation(parts.train, spec["val_fraction"])
+    model = registry.models[spec["model"]["name"]].fn(
+        parts.input_shape, parts.num_classes, **spec["model"]["params"]
+    )
+    sample = torch.zeros((2, *parts.input_shape))
+    macs = count_macs(model, sample)
+    return math.ceil(len(train) / spec["batch_size"]), sum(macs.values())
+
+
+def estimate(
+    planned: Sequence[PlannedRun],
+    records: Iterable[Mapping[str, Any]],
+    registry: Registry,
+    data_root: Any = None,
+    *,
+    probe: bool = True,
+) -> list[SetupCost]:
+    """One :class:`SetupCost` per setup of ``planned``, from ``records`` and probing."""
+    finished = _finished(records)
+    by_work: dict[str, list[Mapping[str, Any]]] = {}
+    by_setup: dict[str, list[Mapping[str, Any]]] = {}
+    for record in finished:
+        by_work.setdefault(_work_key(record["spec"]), []).append(record)
+        by_setup.setdefault(_setup_key(record["spec"]), []).append(record)
+    costs: dict[str, SetupCost] = {}
+    probed: dict[str, tuple[float, int] | None] = {}
+    for item in planned:
+        spec = item.cell.spec
+        key = _setup_key(spec)
+        cost = costs.get(key)
+        if cost is None:
+            label = f"{item.cell.setup} ({spec['epochs']} epochs, batch {spec['batch_size']})"
+            cost = costs[key] = SetupCost(
+                label, epochs=spec["epochs"], batch_size=spec["batch_size"]
+            )
+            _fill_work(cost, spec, by_work, probed, registry, data_root, probe)
+            _fill_seconds(cost, by_setup.get(key, []), by_work.get(_work_key(spec), []))
+        cost.runs += 1
+        cost.to_run += int(item.will_run)
+    return list(costs.values())
+
+
+def _fill_work(
+    cost: SetupCost,
+    spec: Mapping[str, Any],
+    by_work: Mapping[str, list[Mapping[str, Any]]],
+    probed: dict[str, tuple[float, int] | None],
+    registry: Registry,
+    data_root: Any,
+    probe: bool,
+) -> None:
+    for record in by_work.get(_work_key(spec), []):
+        steps = (record.get("timings") or {}).get("steps")
+        macs = (record.get("metrics") or {}).get("dense_macs_per_sample")
+        epochs = record["spec"].get("epochs")
+        if steps and epochs and macs:
+            cost.steps_per_epoch = steps / epochs
+            cost.macs_per_sample = int(macs)
+            return
+    if not probe:
+        return
+    work = _work_key(spec)
+    if work not in probed:
+        try:
+            probed[work] = probe_work(spec, registry, data_root)
+        except (DstbenchError, OSError, RuntimeError, ValueError):
+            probed[work] = None
+    found = probed[work]
+    if found is not None:
+        cost.steps_per_epoch, cost.macs_per_sample = found
+
+
+def _fill_seconds(
+    cost: SetupCost,
+    same_setup: Sequence[Mapping[str, Any]],
+    same_work: Sequence[Mapping[str, Any]],
+) -> None:
+    totals = [
+        r["timings"]["total_seconds"]
+        for r in same_setup
+        if r.get("timings", {}).get("total_seconds")
+    ]
+    if totals:
+        cost.seconds_per_run = statistics.fmean(totals)
+        cost.seconds_source = f"mean of {len(totals)} finished run(s)"
+        return
+    per_step = [
+        r["timings"]["seconds_per_step"]
+        for r in same_work
+        if r.get("timings", {}).get("seconds_per_step")
+    ]
+    if per_step and cost.steps is not None:
+        cost.seconds_per_run = statistics.fmean(per_step) * cost.steps
+        cost.seconds_source = f"seconds per step of {len(per_step)} finished run(s) × steps"
+
+
+def _engineering(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g}"
+
+
+def duration(seconds: float | None) -> str:
+    """``1h 02m``, ``3m 05s``, ``12.3s`` or unknown."""
+    if seconds is None:
+        return "unknown"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def cost_text(costs: Sequence[SetupCost], workers: int) -> str:
+    """The estimate as a table and a total line."""
+    rows = []
+    total = 0.0
+    unknown = 0
+    for cost in costs:
+        macs = cost.macs_per_run
+        rows.append(
+            [
+                cost.label,
+                cost.runs,
+                cost.to_run,
+                cost.steps if cost.steps is not None else "unknown",
+                _engineering(macs),
+                duration(cost.seconds_per_run),
+                cost.seconds_source,
+            ]
+        )
+        if cost.to_run:
+            if cost.seconds_per_run is None:
+                unknown += cost.to_run
+            else:
+                total += cost.seconds_per_run * cost.to_run
+    headers = [
+        "setup",
+        "runs",
+        "to run",
+        "steps/run",
+        "MACs/run (dense fwd)",
+        "wall/run",
+        "wall time from",
+    ]
+    table = tabulate(rows, headers=headers, disable_numparse=True)
+    known = duration(total / max(workers, 1)) if total or not unknown else "unknown"
+    line = f"estimated wall time of the runs to do: {known} with {workers} worker(s)"
+    if unknown:
+        line += f" (+ {unknown} run(s) of unknown duration: no finished run of their setup)"
+    return f"{table}\n\n{line}"
