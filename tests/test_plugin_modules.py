@@ -58,3 +58,21 @@ def test_missing_module_fails_alone_and_by_name():
 def test_membership_of_a_missing_name_is_false_not_an_error(registry):
     assert "magnitude" in registry.criteria
     assert "magnitue" not in registry.criteria
+
+
+def test_check_plugin_accepts_a_loaded_module_by_its_name(tmp_path, monkeypatch, capsys):
+    from dstbench.cli import main
+
+    name = "dstbench_test_checked_module"
+    documented = PLUGIN.replace("def half(ctx):", 'def half(ctx):\n    """Half |w|."""')
+    (tmp_path / f"{name}.py").write_text(documented)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("DSTBENCH_PLUGIN_MODULES", name)
+    try:
+        assert main(["check-plugin", name, "--no-train", "-v"]) == 0
+        out = capsys.readouterr().out
+        assert f"plugin {name!r}" in out and "half_magnitude" in out
+        monkeypatch.delenv("DSTBENCH_PLUGIN_MODULES")
+        assert main(["check-plugin", name, "--no-train"]) == 2  # not loaded: unknown name
+    finally:
+        sys.modules.pop(name, None)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib.metadata as md
 import json
+import os
 import sys
 from typing import Any
 
 from dstbench.conformance import PluginReport, check_plugin, format_report
 from dstbench.conformance.plugin import check_module
 from dstbench.errors import DstbenchError, PluginError, choices_text, did_you_mean
-from dstbench.plugins import DEFAULT_PLUGINS, ENTRY_POINT_GROUP, load_plugins
+from dstbench.plugins import DEFAULT_PLUGINS, ENTRY_POINT_GROUP, MODULES_ENV, load_plugins
 from dstbench.registry import KIND_PLURALS
 
 NAME = "check-plugin"
@@ -49,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--download", action="store_true", help="let dataset checks download missing files"
     )
+
+
+def env_modules() -> list[str]:
+    """Modules loaded as plugins through ``DSTBENCH_PLUGIN_MODULES`` (named after the module)."""
+    text = os.environ.get(MODULES_ENV) or ""
+    return list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
 
 
 def installed_plugins() -> list[str]:
@@ -110,8 +117,10 @@ def _reports(args: argparse.Namespace) -> list[PluginReport]:
         raise DstbenchError(msg)
     for module in args.module:
         reports.append(check_module(module, **options))
+    modules = env_modules()
     for target in targets:
-        if target.endswith(".py"):
+        if target.endswith(".py") or (target in modules and target not in plugins):
+            # a file, or a module `dstbench plugins` lists as loaded from DSTBENCH_PLUGIN_MODULES
             reports.append(check_module(target, **options))
         elif target in plugins:
             reports.append(check_plugin(target, **options))
@@ -120,8 +129,8 @@ def _reports(args: argparse.Namespace) -> list[PluginReport]:
             if not owners:
                 msg = (
                     f"{target!r} is neither an installed plugin nor a registered component"
-                    f"{did_you_mean(target, [*plugins, *components])}; "
-                    f"plugins: {choices_text(plugins)}"
+                    f"{did_you_mean(target, [*plugins, *modules, *components])}; "
+                    f"plugins: {choices_text([*plugins, *modules])}"
                 )
                 raise DstbenchError(msg)
             for plugin, names in owners.items():
