@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dstbench.errors import DstbenchError, choices_text, did_you_mean
 from dstbench.io import write_bytes_atomic, write_text_atomic
-from dstbench.leaderboard.data import Entry, Results, load_many, load_results
+from dstbench.leaderboard.data import MASK_RETAINED, Entry, Results, load_many, load_results
 from dstbench.leaderboard.render import (
     DEFAULT_REFERENCE,
     SECONDARY_METRIC,
@@ -125,6 +125,7 @@ def render_leaderboard(
         check_reference(boards, reference)
     style = Style(stat=stat, reference=reference or DEFAULT_REFERENCE)
     secondary = build_boards(results.entries, metric=SECONDARY_METRIC)
+    movement = build_boards(results.entries, metric=MASK_RETAINED)
     plots: dict[str, Board] = {}
     sweeps: dict[str, str] = {}
     board_entries: dict[str, list[Entry]] = {}
@@ -154,6 +155,7 @@ def render_leaderboard(
             for board in boards
             if board.title in links and links[board.title] in sweeps
         },
+        movement=movement,
     )
     return Leaderboard(markdown=markdown, plots=plots, sweeps=sweeps, entries=board_entries)
 

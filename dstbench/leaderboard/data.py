@@ -20,6 +20,8 @@ from dstbench.suite.store import FINAL_STATUSES, MISSING, RunStore
 
 #: Status of a suite run that has no record yet.
 PENDING = MISSING
+#: Pseudo-metric: the fraction of the initial mask still active at the end.
+MASK_RETAINED = "mask_retained"
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,16 @@ class Entry:
     runs_dir: Path | None = None
 
     def metric(self, name: str) -> float | None:
-        """A metric of an ``ok`` run (None otherwise, or when the run did not report it)."""
+        """A metric of an ``ok`` run (None otherwise, or when the run did not report it).
+
+        ``mask_retained`` is the record's overall mask movement (``mask_movement.retained``).
+        """
         if self.status != "ok" or self.record is None:
             return None
-        value = (self.record.get("metrics") or {}).get(name)
+        if name == MASK_RETAINED:
+            value = (self.record.get("mask_movement") or {}).get("retained")
+        else:
+            value = (self.record.get("metrics") or {}).get(name)
         return float(value) if isinstance(value, (int, float)) else None
 
 

@@ -111,6 +111,20 @@ def table_markdown(table: Table, style: Style | None = None) -> str:
     return text
 
 
+def movement_markdown(table: Table) -> str:
+    """The mask-movement table: one row per DST method, a column per density."""
+    headers = ["method", *(f"d={d:g}" for d in table.densities)]
+    rows = [
+        [row.label, *(cell_text(row.cell(d), bold=False) for d in table.densities)]
+        for row in table.rows
+        if row.method == "dst"
+    ]
+    aligns = ("left", *("right" for _ in table.densities))
+    return tabulate(
+        rows, headers=headers, tablefmt="github", colalign=aligns, disable_numparse=True
+    )
+
+
 def paired_markdown(table: Table, reference: str) -> str | None:
     """Per cell, the mean paired difference (points) to the ``reference`` row of the same
     other keys, with its 95% t interval over the seeds both have; ▲/▼ where the interval
@@ -278,12 +292,15 @@ def leaderboard_markdown(
     output_dir: Path,
     style: Style | None = None,
     sweeps: dict[str, str] | None = None,
+    movement: Sequence[Board] = (),
 ) -> str:
     """The whole leaderboard document.
 
     :param boards: boards of the final test accuracy.
     :param secondary: the same boards for the best-validation checkpoint's test accuracy.
     :param plots: board title -> PNG path relative to the markdown file.
+    :param movement: the same boards for the mask movement (fraction of the initial active
+        weights still active at the end), shown when the records have it.
     """
     style = style or Style()
     runs_link = Path(os.path.relpath(results.runs_dir, output_dir)).as_posix()
@@ -310,12 +327,14 @@ def leaderboard_markdown(
             "",
         ]
     out += [legend(style), ""]
+    moved = {b.title: b for b in movement}
     for board, second in zip(boards, secondary, strict=True):
         out += [f"## {board.title}", ""]
         if board.title in plots:
             axis = (sweeps or {}).get(board.title, "density")
             out += [f"![{board.title}: test accuracy vs {axis}]({plots[board.title]})", ""]
-        for table, table2 in zip(board.tables, second.tables, strict=True):
+        moves = moved[board.title].tables if board.title in moved else [None] * len(board.tables)
+        for table, table2, table3 in zip(board.tables, second.tables, moves, strict=True):
             heading = f"growth: {table.growth}" if table.growth else "baselines"
             out += [f"### {board.title}, {heading}", "", table_markdown(table, style), ""]
             paired = paired_markdown(table, style.reference)
@@ -337,6 +356,18 @@ def leaderboard_markdown(
                     "</summary>",
                     "",
                     table_markdown(table2, style),
+                    "",
+                    "</details>",
+                    "",
+                ]
+            if table3 is not None and any(
+                c.values for r in table3.rows if r.method == "dst" for c in r.cells.values()
+            ):
+                out += [
+                    "<details><summary>Mask movement: % of the initial active weights still "
+                    "active at the end (mean ± 95% t interval over seeds)</summary>",
+                    "",
+                    movement_markdown(table3),
                     "",
                     "</details>",
                     "",

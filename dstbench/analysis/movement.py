@@ -1,0 +1,46 @@
+"""Mask movement: how far a run's final topology is from its initial one.
+
+The paper finds the final DST masks "significantly different from initial sparse
+configurations", even with few updates. The engine keeps a copy of each layer's initial mask
+and records, at the end, the fraction of the initially active weights that are still active
+(*retained*), per layer and over all layers (active counts summed). Static runs retain 1 by
+construction; a retained fraction near the density means the mask moved as far as a random
+redraw would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+
+def snapshot(masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copies of the masks (layer name -> bool tensor), kept on their device."""
+    return {name: mask.detach().clone() for name, mask in masks.items()}
+
+
+def mask_movement(
+    initial: Mapping[str, torch.Tensor], final: Mapping[str, torch.Tensor]
+) -> dict[str, Any]:
+    """The record's ``mask_movement`` block: retained fraction per layer and overall."""
+    layers: dict[str, float] = {}
+    kept_total = active_total = 0
+    for name, start in initial.items():
+        end = final[name]
+        active = int(torch.count_nonzero(start))
+        kept = int(torch.count_nonzero(start & end))
+        kept_total, active_total = kept_total + kept, active_total + active
+        layers[name] = 1.0 if active == 0 else kept / active
+    retained = 1.0 if active_total == 0 else kept_total / active_total
+    return {"retained": retained, "layers": layers}
+
+
+def retained(record: Mapping[str, Any]) -> float | None:
+    """The overall retained fraction a record holds (None when it has none)."""
+    block = record.get("mask_movement")
+    if not isinstance(block, Mapping):
+        return None
+    value = block.get("retained")
+    return float(value) if isinstance(value, (int, float)) else None
