@@ -104,6 +104,7 @@ def test_overlap_report_averages_over_updates_then_runs(tmp_path, registry):
     steps, means, chance_steps = group.evolution()
     assert steps == [50, 100]
     assert means["magnitude|random"] == {50: pytest.approx(0.35), 100: pytest.approx(0.4)}
+    assert chance_steps == {50: pytest.approx(1 / 3), 100: pytest.approx(1 / 3)}
     report = overlap_report(results, stem="overlap")
     assert "| magnitude |           1 |    0.400 |  0.700 |" in report.markdown
     assert "*chance ζ/(2−ζ)*" in report.markdown and "0.333" in report.markdown

@@ -60,7 +60,7 @@ def set_criterion(ctx: CriterionContext, n: int) -> torch.Tensor:
     """SET (Mocanu et al. 2018), correctly: the ⌈n/2⌉ smallest non-negative weights and the
     ⌊n/2⌋ negative weights closest to zero; when one sign runs short the rest comes from the
     other. (The paper's public code removes nearly every negative weight instead; that variant
-    ships as the ``set_paper`` example plugin.)
+    is ``set_paper``, which ``fidelity = "paper"`` swaps in for ``set``.)
     """
     w = ctx.weight
     non_negative = ctx.mask & (w >= 0)
@@ -78,6 +78,35 @@ def set_criterion(ctx: CriterionContext, n: int) -> torch.Tensor:
     return chosen
 
 
+def _kth_smallest(values: torch.Tensor, k: int) -> torch.Tensor:
+    """``sorted(values)[min(k, len) - 1]``, Python indexing included, as the paper's code does
+    (so k = 0 picks the largest value).
+    """
+    ordered = torch.sort(values).values
+    return ordered[min(k, ordered.numel()) - 1]
+
+
+def set_paper(ctx: CriterionContext, n: int) -> torch.Tensor:
+    """SET as the paper's public code runs it (``magnitude_and_negativity_prune``): the
+    ⌈n/2⌉ smallest positives, and every negative weight except the ⌈n/2⌉ − 1 most negative
+    ones (plus any active weight exactly 0), so an update removes about half of a layer
+    whatever ζ is. The count is inexact; growth regrows the number actually pruned.
+    """
+    w, active = ctx.weight, ctx.mask
+    k = math.ceil(n / 2.0)
+    positive = active & (w > 0)
+    negative = active & (w < 0)
+    keep = torch.zeros_like(active)
+    if bool(positive.any()):
+        # Positives above the k-th smallest positive stay: the k smallest (and ties) go.
+        keep |= positive & (w > _kth_smallest(w[positive], k))
+    if bool(negative.any()):
+        # The bug: negatives are sorted ascending (most negative first) and only those
+        # *below* the k-th most negative stay, so all the others are removed.
+        keep |= negative & (w < _kth_smallest(w[negative], k))
+    return active & ~keep
+
+
 @hookimpl
 def dstbench_register_criteria(register: Register) -> None:
     """Register the paper's criteria."""
@@ -87,6 +116,14 @@ def dstbench_register_criteria(register: Register) -> None:
         set_criterion,
         selects=True,
         description="SET: the n/2 smallest positive and n/2 negative weights closest to zero",
+    )
+    register(
+        "set_paper",
+        set_paper,
+        selects=True,
+        exact=False,
+        description="SET as the paper's code runs it: keeps only the k-1 most negative weights "
+        "(k = ceil(n/2)), so ~half a layer is pruned whatever ζ; inexact count",
     )
     register("mest", mest, needs_grad=True)
     register("snip", snip, needs_grad=True)

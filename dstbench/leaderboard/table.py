@@ -262,6 +262,8 @@ def _rank_intervals(rows: list[Row], densities: list[float]) -> None:
                 if value is not None:
                     data[i, j] = 100 * value
         columns.append(data)
+    if not columns:
+        return  # no values yet
     for row, interval in zip(ranked, stats.rank_interval(columns, decimals=DECIMALS), strict=True):
         row.rank_interval = interval
 
