@@ -87,6 +87,7 @@ def test_plugins_lists_every_builtin_with_version_as_json():
     assert names["builtin-criteria"]["registered"]["criteria"] == [
         "magnitude",
         "set",
+        "set_paper",
         "mest",
         "snip",
         "rsensitivity",

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dstbench.engine.spec import FIELDS
+from dstbench.engine.spec import FIELDS, OMITTED_AT_DEFAULT
 from dstbench.errors import DstbenchError
 from dstbench.io import write_bytes_atomic, write_text_atomic
 from dstbench.leaderboard.data import Entry
@@ -74,7 +74,8 @@ def flat_row(entry: Entry) -> dict[str, Any]:
     """One run as a flat mapping of column -> scalar (None where unknown)."""
     row: dict[str, Any] = {"run_id": entry.run_id, "status": entry.status}
     for key in FIELDS:
-        value = entry.spec.get(key)
+        # keys left out of a spec at their default (OMITTED_AT_DEFAULT) hold their default
+        value = entry.spec.get(key, FIELDS[key].default if key in OMITTED_AT_DEFAULT else None)
         if isinstance(value, Mapping) and "name" in value:
             row[f"spec.{key}"] = value["name"]
             for param, v in sorted((value.get("params") or {}).items()):

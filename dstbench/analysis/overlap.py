@@ -39,15 +39,17 @@ def pruned_sets(
     step: int,
     seed: int,
     momentum: MomentumLookup | None = None,
+    include_full: bool = False,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """label -> layer -> bool tensor of the weights that criterion would prune now.
 
-    Layers the update would skip (empty or full) are left out. The masker is not modified.
+    Layers the update would skip (empty, or full: nowhere to grow) are left out, unless
+    ``include_full`` (pruning without growth, as at initialisation). The masker is not modified.
     """
     result: dict[str, dict[str, torch.Tensor]] = {label: {} for label, _, _ in compared}
     for layer in masker.layers:
         active = layer.target
-        if active == 0 or active == layer.numel:
+        if active == 0 or (active == layer.numel and not include_full):
             continue
         n = min(math.ceil(prune_fraction * active), active)
         for label, info, params in compared:

@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="reproduce the paper code's behaviour: "
         + ", ".join(f"{k}={v}" for k, v in PAPER_FIDELITY.items())
-        + ", growth random -> random_bernoulli",
+        + ", growth random -> random_bernoulli, criterion set -> set_paper",
     )
     io.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     io.add_argument(

@@ -10,7 +10,7 @@ from typing import Any
 from tabulate import tabulate
 
 from dstbench.cli import warn_plugin_failures
-from dstbench.engine.spec import format_component, parse_component
+from dstbench.engine.spec import FIELDS, format_component, parse_component
 from dstbench.errors import DstbenchError, SuiteError
 from dstbench.plugins import get_plugins
 from dstbench.registry import Registry
@@ -122,8 +122,9 @@ def matrix_text(suite: Suite, planned: Sequence[PlannedRun]) -> str:
     specs = [p.cell.spec for p in planned]
     extra = [
         key
-        for key in specs[0]
-        if key not in _SHOWN and len({repr(s[key]) for s in specs if s[key] is not None}) > 1
+        for key in FIELDS
+        if key not in _SHOWN
+        and len({repr(s.get(key)) for s in specs if s.get(key) is not None}) > 1
     ]
     rows = []
     for index, item in enumerate(planned, 1):
@@ -142,7 +143,7 @@ def matrix_text(suite: Suite, planned: Sequence[PlannedRun]) -> str:
                 format_component(spec["growth"]),
                 f"{spec['density']:g}",
                 spec["seed"],
-                *(_value(spec[k]) for k in extra),
+                *(_value(spec.get(k)) for k in extra),
             ]
         )
     headers = ["#", "status", "run id", "setup", "method", "criterion", "growth", "density"]
@@ -173,14 +174,14 @@ def run(args: argparse.Namespace) -> int:
         for item in planned:
             counts[item.status] = counts.get(item.status, 0) + 1
         will_run = sum(p.will_run for p in planned)
-        print(
-            f"\nsuite {suite.name}: {len(planned)} runs: {counts_text(counts)}; "
-            f"{will_run} would run (results in {output})"
-        )
         records = [r for _, r in RunStore(output).records() if r is not None]
         costs = estimate(planned, records, registry, args.data_root)
         workers = args.jobs or suite.jobs or default_workers(args.device)
         print("\ncompute (per setup):\n" + cost_text(costs, workers))
+        print(
+            f"\nsuite {suite.name}: {len(planned)} runs: {counts_text(counts)}; "
+            f"{will_run} would run (results in {output})"
+        )
         return 0
     live = {"auto": None, "live": True, "plain": False}[args.progress]
     outcome = run_suite(

@@ -130,7 +130,17 @@ FIELDS: dict[str, FieldSpec] = {
         "criteria evaluated on the same state at every update, "
         "for the pruned-set overlap (Jaccard) analysis",
     ),
+    "jaccard_at_init": FieldSpec(
+        "bool",
+        False,
+        "no training: one pruning step by every compare_criteria criterion on the untrained "
+        "weights and the first batch's gradient, at ζ = prune_fraction (the paper's Fig. 6a)",
+    ),
 }
+
+#: Keys added after run ids were first published: left out of the normalized spec while at
+#: their default, so that the ids of every run that does not use them stay the same.
+OMITTED_AT_DEFAULT: tuple[str, ...] = ("jaccard_at_init",)
 
 #: What ``fidelity = "paper"`` (CLI ``--paper-faithful``) sets: the paper code's behaviour.
 PAPER_FIDELITY: dict[str, Any] = {
@@ -143,19 +153,49 @@ PAPER_FIDELITY: dict[str, Any] = {
 #: Growth methods the paper's code implements differently, swapped in by ``fidelity = "paper"``:
 #: its random growth activates each inactive position with probability n/inactive.
 PAPER_GROWTH: dict[str, str] = {"random": "random_bernoulli"}
+#: Criteria the paper's training runs implement differently: its SET keeps only the k−1 most
+#: negative weights. (Its overlap analysis used the corrected SET, so ``compare_criteria``
+#: keeps ``set``.)
+PAPER_CRITERIA: dict[str, str] = {"set": "set_paper"}
+
+
+def _paper_variant(ref: Any, key: str, variants: Mapping[str, str]) -> Any:
+    name, params = parse_component(ref, key)
+    return variants[name] if name in variants and not params else ref
 
 
 def paper_growth(ref: Any) -> Any:
     """The growth reference the paper's code would have run for ``ref`` (same if no variant)."""
-    name, params = parse_component(ref, "growth")
-    return PAPER_GROWTH[name] if name in PAPER_GROWTH and not params else ref
+    return _paper_variant(ref, "growth", PAPER_GROWTH)
+
+
+def paper_criterion(ref: Any) -> Any:
+    """The criterion the paper's training code would have run for ``ref`` (``set_paper`` for
+    ``set``; the same reference otherwise)."""
+    return _paper_variant(ref, "criterion", PAPER_CRITERIA)
 
 
 def apply_paper_fidelity(raw: Mapping[str, Any]) -> dict[str, Any]:
     """``raw`` with the paper code's behaviour filled in wherever the user did not choose."""
     result = {**{k: v for k, v in PAPER_FIDELITY.items() if raw.get(k) is None}, **raw}
     result["growth"] = paper_growth(raw.get("growth") or FIELDS["growth"].default)
+    result["criterion"] = paper_criterion(raw.get("criterion") or FIELDS["criterion"].default)
     return result
+
+
+def paper_substitutions(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Where a normalized spec runs the paper code's behaviour instead of dstbench's default:
+    key -> ``{"default": ..., "paper": ...}`` (the record's ``fidelity`` block)."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, paper in PAPER_FIDELITY.items():
+        if spec.get(key) is not None and spec[key] == paper and FIELDS[key].default != paper:
+            found[key] = {"default": FIELDS[key].default, "paper": paper}
+    for key, variants in (("growth", PAPER_GROWTH), ("criterion", PAPER_CRITERIA)):
+        component = spec.get(key)
+        for default, paper in variants.items():
+            if component and component["name"] == paper:
+                found[key] = {"default": default, "paper": paper}
+    return found
 
 
 #: Keys irrelevant to each method; normalized to None so that identical runs share identity.
@@ -173,6 +213,7 @@ _UNUSED: dict[str, tuple[str, ...]] = {
         "update_order",
         "reset_momentum",
         "compare_criteria",
+        "jaccard_at_init",
     ),
     "static": (
         "criterion",
@@ -183,6 +224,7 @@ _UNUSED: dict[str, tuple[str, ...]] = {
         "update_order",
         "reset_momentum",
         "compare_criteria",
+        "jaccard_at_init",
     ),
     "dst": (),
 }
@@ -355,6 +397,12 @@ def normalize_spec(raw: Mapping[str, Any], registry: Registry) -> dict[str, Any]
             spec[key] = _check_scalar(key, field, value)
     if method == "dense":
         spec["density"] = 1.0
+    if spec.get("jaccard_at_init") and len(spec["compare_criteria"]) < 2:
+        msg = "jaccard_at_init: needs at least two compare_criteria to compare"
+        raise SpecError(msg)
+    for key in OMITTED_AT_DEFAULT:
+        if spec.get(key) in (None, FIELDS[key].default):
+            del spec[key]
     return spec
 
 

@@ -24,6 +24,8 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from dstbench.analysis.health import health_block
+from dstbench.analysis.movement import mask_movement, snapshot
 from dstbench.analysis.overlap import derive_seed, overlap, pruned_sets
 from dstbench.api import layer_densities
 from dstbench.engine.context import EpochStats, RunContext
@@ -40,7 +42,7 @@ from dstbench.engine.data import (
 from dstbench.engine.flops import count_macs, sparse_macs
 from dstbench.engine.optim import MaskedSGD
 from dstbench.engine.provenance import provenance
-from dstbench.engine.spec import normalize_spec, spec_hash
+from dstbench.engine.spec import normalize_spec, paper_substitutions, spec_hash
 from dstbench.errors import DstbenchError
 from dstbench.plugins import LoadedPlugins, get_plugins
 from dstbench.registry import ComponentInfo, CriterionInfo, GrowthInfo
@@ -200,6 +202,8 @@ class Trainer:
         self.masker: Masker | None = None
         self.updates: list[dict[str, Any]] = []
         self.overlaps: list[dict[str, Any]] = []
+        #: Each sparse layer's mask before training (for the mask movement).
+        self.initial_masks: dict[str, torch.Tensor] | None = None
         self.curve: list[dict[str, Any]] = []
         self.timings: dict[str, float] = {"update_seconds": 0.0, "eval_seconds": 0.0}
         self.step = 0
@@ -351,7 +355,7 @@ class Trainer:
                 seed=self.seed,
                 momentum=optimizer.momentum_buffer,
             )
-            self.overlaps.append({"step": self.step, **overlap(sets)})
+            self.overlaps.append({"step": self.step, "prune_fraction": fraction, **overlap(sets)})
         update = self.masker.update(
             step=self.step,
             prune_fraction=fraction,
@@ -424,6 +428,13 @@ class Trainer:
         setup = self._build()
         model = setup.model
         self.masker = self._build_masker(model)
+        if self.masker is not None:
+            self.initial_masks = snapshot({la.name: la.mask for la in self.masker.layers})
+        if spec.get("jaccard_at_init"):
+            self._overlap_at_init(setup)
+            record["status"] = "ok"
+            self._finish(record, setup, _Best())
+            return
         optimizer = self._optimizer(model)
         epochs = spec["epochs"]
         milestones = sorted({max(1, round(f * epochs)) for f in spec["lr_milestones"]})
@@ -495,6 +506,27 @@ class Trainer:
         )
         self._finish(record, setup, best)
 
+    def _overlap_at_init(self, setup: _Setup) -> None:
+        """The paper's Fig. 6a: one pruning step by every compared criterion on the untrained
+        weights and the first training batch's dense gradient; nothing is trained or changed.
+        Full layers (density 1) are pruned too: no growth follows."""
+        assert self.masker is not None and self.dst is not None
+        model, binary = setup.model, setup.binary
+        xb, yb = next(iter(setup.train))
+        model.zero_grad(set_to_none=False)
+        _loss(model(xb), yb, binary).backward()
+        fraction = float(self.spec["prune_fraction"])
+        sets = pruned_sets(
+            self.masker,
+            self.dst.compared,
+            prune_fraction=fraction,
+            step=0,
+            seed=self.seed,
+            include_full=True,
+        )
+        self.overlaps.append({"step": 0, "prune_fraction": fraction, **overlap(sets)})
+        model.zero_grad(set_to_none=False)
+
     # --- the record ----------------------------------------------------------------------
 
     def _finish(self, record: dict[str, Any], setup: _Setup, best: _Best) -> None:
@@ -502,7 +534,7 @@ class Trainer:
         metrics = record["metrics"]
         metrics["final_train_loss"] = self.curve[-1]["train_loss"] if self.curve else None
         metrics["curve"] = self.curve
-        if record["status"] == "ok":
+        if record["status"] == "ok" and not self.spec.get("jaccard_at_init"):
             # The test set is touched only here, after training: final model, then best-val.
             metrics["test_loss"], metrics["test_accuracy"] = self._evaluate(
                 model, setup.test, setup.binary
@@ -525,6 +557,14 @@ class Trainer:
         }
         if self.overlaps:
             record["analysis"] = {"overlap": self.overlaps}
+        if self.masker is not None and self.initial_masks is not None:
+            final = {layer.name: layer.mask for layer in self.masker.layers}
+            record["mask_movement"] = mask_movement(self.initial_masks, final)
+        if record["status"] == "ok" and not self.spec.get("jaccard_at_init"):
+            reached = [c.get(k) for c in self.curve for k in ("train_accuracy", "val_accuracy")]
+            reached.append(metrics.get("test_accuracy"))
+            record["health"] = health_block(setup.parts.num_classes, reached)
+        record["fidelity"] = fidelity_block(self.spec)
         if setup.parts.notes:
             record["data_notes"] = setup.parts.notes
 
@@ -548,6 +588,23 @@ class Trainer:
             },
         )
         metrics["sparse_macs_per_sample"] = sparse_macs(macs, per_layer)
+
+
+def fidelity_block(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The record's ``fidelity``: which of the paper code's behaviours the run used in place of
+    dstbench's defaults (``paper`` when all that apply, ``mixed`` when some, else ``default``).
+    """
+    substitutions = paper_substitutions(spec)
+    applicable = {"mask_init", "validation"}
+    if spec["method"] == "dst":
+        applicable |= {"update_order", "reset_momentum"}
+        growth, criterion = spec["growth"]["name"], spec["criterion"]["name"]
+        applicable |= {"growth"} if growth in ("random", "random_bernoulli") else set()
+        applicable |= {"criterion"} if criterion in ("set", "set_paper") else set()
+    mode = "default"
+    if substitutions:
+        mode = "paper" if applicable <= set(substitutions) else "mixed"
+    return {"mode": mode, "substitutions": substitutions}
 
 
 def new_record(spec: dict[str, Any], run_id: str) -> dict[str, Any]:

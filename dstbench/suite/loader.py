@@ -52,6 +52,7 @@ from dstbench.engine.spec import (
     PAPER_FIDELITY,
     describe_spec,
     normalize_spec,
+    paper_criterion,
     paper_growth,
     parse_component,
     spec_hash,
@@ -318,6 +319,9 @@ class _SuiteBuilder:
                 axes.setdefault(key, [value])
             axes["growth"] = [
                 paper_growth(g) for g in axes.get("growth", [FIELDS["growth"].default])
+            ]
+            axes["criterion"] = [
+                paper_criterion(c) for c in axes.get("criterion", [FIELDS["criterion"].default])
             ]
 
         setup_excludes = [
