@@ -10,7 +10,6 @@ from dstbench.analysis.health import health_block
 from dstbench.analysis.movement import mask_movement
 from dstbench.engine.spec import apply_paper_fidelity, normalize_spec, spec_hash
 from dstbench.engine.train import execute
-from dstbench.errors import SpecError
 from dstbench.suite.loader import load_suite
 
 TINY = {"model": "mlp", "dataset": "digits", "epochs": 2, "update_period": 10, "density": 0.1}
@@ -72,8 +71,9 @@ def test_overlap_at_initialisation(registry):
     assert pooled["magnitude|random"] == pytest.approx(0.25 / 1.75, abs=0.02)
     assert pooled["magnitude|set"] > 0.9
     assert record["mask_movement"]["retained"] == 1.0  # nothing was applied
-    with pytest.raises(SpecError, match="jaccard_at_init: needs at least two compare_criteria"):
-        normalize_spec({**TINY, "jaccard_at_init": True}, registry)
+    alone = execute({**TINY, "jaccard_at_init": True, "compare_criteria": ["magnitude"]})
+    assert alone["status"] == "failed" and alone["error"]["user_error"]
+    assert alone["error"]["message"] == "jaccard_at_init: needs at least two compare_criteria"
 
 
 def test_the_new_key_leaves_existing_run_ids_alone(registry):

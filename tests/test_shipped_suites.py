@@ -22,6 +22,7 @@ EXPECTED_RUNS = {
     "tiny_imagenet.toml": 610,
     "higgs.toml": 610,
     "update_period.toml": 2945,
+    "jaccard.toml": 70,
 }
 
 

@@ -397,9 +397,6 @@ def normalize_spec(raw: Mapping[str, Any], registry: Registry) -> dict[str, Any]
             spec[key] = _check_scalar(key, field, value)
     if method == "dense":
         spec["density"] = 1.0
-    if spec.get("jaccard_at_init") and len(spec["compare_criteria"]) < 2:
-        msg = "jaccard_at_init: needs at least two compare_criteria to compare"
-        raise SpecError(msg)
     for key in OMITTED_AT_DEFAULT:
         if spec.get(key) in (None, FIELDS[key].default):
             del spec[key]

@@ -511,6 +511,9 @@ class Trainer:
         weights and the first training batch's dense gradient; nothing is trained or changed.
         Full layers (density 1) are pruned too: no growth follows."""
         assert self.masker is not None and self.dst is not None
+        if len(self.dst.compared) < 2:
+            msg = "jaccard_at_init: needs at least two compare_criteria"
+            raise DstbenchError(msg)
         model, binary = setup.model, setup.binary
         xb, yb = next(iter(setup.train))
         model.zero_grad(set_to_none=False)

@@ -40,7 +40,12 @@ def _work_key(spec: Mapping[str, Any]) -> str:
 
 
 def _setup_key(spec: Mapping[str, Any]) -> str:
-    return spec_hash({**{k: spec.get(k) for k in _WORK_KEYS}, "epochs": spec.get("epochs")})
+    work = {k: spec.get(k) for k in _WORK_KEYS}
+    return spec_hash({**work, "epochs": spec.get("epochs"), "at_init": _at_init(spec)})
+
+
+def _at_init(spec: Mapping[str, Any]) -> bool:
+    return bool(spec.get("jaccard_at_init"))
 
 
 @dataclass
@@ -56,10 +61,14 @@ class SetupCost:
     batch_size: int = 0
     seconds_per_run: float | None = None
     seconds_source: str = "unknown"
+    #: Overlap-at-initialisation runs: one forward/backward pass, no training.
+    at_init: bool = False
 
     @property
     def steps(self) -> int | None:
-        """Optimizer steps per run."""
+        """Optimizer steps per run (one batch for an overlap-at-initialisation run)."""
+        if self.at_init:
+            return 1
         if self.steps_per_epoch is None:
             return None
         return round(self.steps_per_epoch * self.epochs)
@@ -126,8 +135,10 @@ def estimate(
         cost = costs.get(key)
         if cost is None:
             label = f"{item.cell.setup} ({spec['epochs']} epochs, batch {spec['batch_size']})"
+            if _at_init(spec):
+                label = f"{item.cell.setup} (overlap at init: 1 batch of {spec['batch_size']})"
             cost = costs[key] = SetupCost(
-                label, epochs=spec["epochs"], batch_size=spec["batch_size"]
+                label, epochs=spec["epochs"], batch_size=spec["batch_size"], at_init=_at_init(spec)
             )
             _fill_work(cost, spec, by_work, probed, registry, data_root, probe)
             _fill_seconds(cost, by_setup.get(key, []), by_work.get(_work_key(spec), []))
