@@ -106,7 +106,9 @@ def test_overlap_report_averages_over_updates_then_runs(tmp_path, registry):
     assert means["magnitude|random"] == {50: pytest.approx(0.35), 100: pytest.approx(0.4)}
     assert chance_steps == {50: pytest.approx(1 / 3), 100: pytest.approx(1 / 3)}
     report = overlap_report(results, stem="overlap")
-    assert "| magnitude |           1 |    0.400 |  0.700 |" in report.markdown
+    # columns in the order of compare_criteria: magnitude, snip, random
+    assert "| magnitude |           1 |  0.700 |    0.400 |" in report.markdown
+    assert "## mlp on digits, d=0.1, during training" in report.markdown
     assert "*chance ζ/(2−ζ)*" in report.markdown and "0.333" in report.markdown
     (name,) = report.figures
     assert report.figures[name][:4] == b"\x89PNG"
@@ -118,7 +120,7 @@ def test_analyze_overlap_writes_markdown_and_heatmap(tmp_path, registry, capsys)
     out = tmp_path / "out" / "overlap.md"
     assert main(["analyze", "overlap", str(root), "-o", str(out)]) == 0
     assert out.read_text().startswith("# Pruned-set overlap (Jaccard): jac")
-    assert (out.parent / "overlap-mlp-on-digits-d-0-1.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out.parent / "overlap-mlp-on-digits-d-0-1-during-training.png").read_bytes()[:4] == b"\x89PNG"
 
 
 # --- bad input: one line, exit 2 -----------------------------------------------------------

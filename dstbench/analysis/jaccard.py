@@ -38,7 +38,14 @@ from dstbench.leaderboard.table import _value_text, _varying_keys
 POOLED = "pooled"
 #: Update steps shown as columns of the evolution table (evenly spaced among all steps).
 MAX_STEPS_SHOWN = 8
-_UNGROUPED = ("criterion", "seed", "compare_criteria")
+_UNGROUPED = ("criterion", "seed", "compare_criteria", "jaccard_at_init")
+#: Keys that do not matter for an overlap at initialisation (nothing is trained).
+_TRAINING_ONLY = (
+    "epochs", "update_period", "schedule", "growth", "lr", "momentum", "nesterov",
+    "weight_decay", "lr_milestones", "lr_gamma", "update_order", "reset_momentum",
+)  # fmt: skip
+#: Short names in group titles.
+_SHORT = {"prune_fraction": "ζ"}
 
 
 def chance_jaccard(sizes: Sequence[tuple[int, int]]) -> float:
@@ -122,10 +129,14 @@ class Group:
     title: str
     runs: list[RunOverlap] = field(default_factory=list)
     training: set[str] = field(default_factory=set)
+    #: Compared criteria in the order the runs list them.
+    order: list[str] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
-        return sorted({lab for run in self.runs for lab in run.labels})
+        """The compared criteria, in the runs' order (any others after, by name)."""
+        found = {lab for run in self.runs for lab in run.labels}
+        return [c for c in self.order if c in found] + sorted(found - set(self.order))
 
     @property
     def scopes(self) -> list[str]:
@@ -168,7 +179,12 @@ class Group:
 
 
 def overlap_groups(entries: Sequence[Entry], where: str) -> list[Group]:
-    """Group the records with overlap data; raise a one-line error when there are none."""
+    """Group the records with overlap data; raise a one-line error when there are none.
+
+    Runs at initialisation (``jaccard_at_init``) and during training are grouped apart, each
+    by the keys that vary among runs of its own kind (training-only keys such as the epochs
+    play no part at initialisation).
+    """
     ok = [e for e in entries if e.record is not None and e.status == "ok"]
     with_overlap = [(e, run_overlap(e.record)) for e in ok if e.record is not None]
     usable = [(e, r) for e, r in with_overlap if r is not None]
@@ -178,21 +194,39 @@ def overlap_groups(entries: Sequence[Entry], where: str) -> list[Group]:
             'compare_criteria = ["magnitude", "snip", ...] (or jaccard_at_init = true)'
         )
         raise DstbenchError(msg)
-    varying = [k for k in _varying_keys([e for e, _ in usable]) if k not in _UNGROUPED]
+    kinds = {
+        at_init: [(e, r) for e, r in usable if bool(e.spec.get("jaccard_at_init")) == at_init]
+        for at_init in (True, False)
+    }
     groups: dict[str, Group] = {}
-    for entry, run in usable:
-        spec = entry.spec
-        parts = [f"{spec['model']['name']} on {spec['dataset']['name']}", f"d={spec['density']:g}"]
-        for key in varying:
-            value = spec.get(key)
-            if isinstance(value, dict) and "name" in value:
-                value = value["name"]
-            parts.append(f"{key}={_value_text(value)}")
-        title = ", ".join(parts)
-        group = groups.setdefault(title, Group(title))
-        group.runs.append(run)
-        if spec.get("criterion"):
-            group.training.add(str(spec["criterion"]["name"]))
+    for at_init, members in kinds.items():
+        if not members:
+            continue
+        varying = [
+            k
+            for k in _varying_keys([e for e, _ in members])
+            if k not in _UNGROUPED and (not at_init or k not in _TRAINING_ONLY)
+        ]
+        for entry, run in members:
+            spec = entry.spec
+            parts = [
+                f"{spec['model']['name']} on {spec['dataset']['name']}",
+                f"d={spec['density']:g}",
+                "at initialisation" if at_init else "during training",
+            ]
+            for key in varying:
+                value = spec.get(key)
+                if isinstance(value, dict) and "name" in value:
+                    value = value["name"]
+                parts.append(f"{_SHORT.get(key, key)}={_value_text(value)}")
+            title = ", ".join(parts)
+            group = groups.setdefault(title, Group(title))
+            group.runs.append(run)
+            if spec.get("criterion") and not at_init:
+                group.training.add(str(spec["criterion"]["name"]))
+            for label in (c["name"] for c in spec.get("compare_criteria") or []):
+                if label not in group.order:
+                    group.order.append(label)
     return [groups[t] for t in sorted(groups)]
 
 
@@ -356,7 +390,7 @@ def overlap_report(results: Results, *, stem: str = "overlap") -> Report:
         name = figure_name(stem, group.title)
         figures[name] = overlap_png(group)
         matrix, chance = group.matrix(POOLED)
-        training = ", ".join(sorted(group.training)) or "-"
+        training = ", ".join(sorted(group.training)) or "none (no training)"
         out += [
             f"## {group.title}",
             "",
