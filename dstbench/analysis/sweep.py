@@ -267,7 +267,10 @@ def sweep_png(panels: Sequence[Panel], key: str, title: str, log: bool | None = 
         growth = f"growth: {panel.growth}, " if panel.growth else ""
         ax.set_title(f"{growth}d={panel.density:g}", fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=6, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, loc="lower right")
+        else:
+            ax.text(0.5, 0.5, "no finished run", ha="center", va="center", transform=ax.transAxes)
     figure.suptitle(title, fontsize=11)
     figure.tight_layout()
     return png_bytes(figure)

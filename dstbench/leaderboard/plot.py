@@ -9,10 +9,10 @@ give the same image.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 
+from dstbench.analysis.figures import new_figure, palette, png_bytes
 from dstbench.leaderboard.table import Board, Row
 
 #: The paper draws static sparse training in light blue.
@@ -34,16 +34,13 @@ def _series(row: Row, densities: Sequence[float]) -> tuple[list[float], list[flo
 
 def board_png(board: Board) -> bytes:
     """The PNG of one setup's board."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, NullLocator
 
     panels = len(board.tables)
-    figure = Figure(figsize=(5.2 * panels, 4.2), dpi=110)
-    FigureCanvasAgg(figure)
+    figure = new_figure(5.2 * panels, 4.2)
     axes = figure.subplots(1, panels, squeeze=False)[0]
     criteria = [r.label for t in board.tables for r in t.rows if r.method == "dst"]
-    palette = _palette(list(dict.fromkeys(criteria)))
+    colors = palette(list(dict.fromkeys(criteria)))
     for ax, table in zip(axes, board.tables, strict=True):
         for row in table.rows:
             if row.method == "dense":
@@ -59,7 +56,7 @@ def board_png(board: Board) -> bytes:
             if not xs:
                 continue
             static = row.method == "static"
-            color = STATIC_COLOR if static else palette[row.label]
+            color = STATIC_COLOR if static else colors[row.label]
             ax.plot(
                 xs,
                 means,
@@ -85,20 +82,8 @@ def board_png(board: Board) -> bytes:
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"growth: {table.growth}" if table.growth else "baselines", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:  # a panel may have no finished run yet
+            ax.legend(fontsize=7, loc="lower right")
     figure.suptitle(board.title, fontsize=11)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def _palette(labels: list[str]) -> dict[str, str]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
-    return {label: _hex(cmap(i % cmap.N)) for i, label in enumerate(labels)}
-
-
-def _hex(rgba: tuple[float, float, float, float]) -> str:
-    return "#" + "".join(f"{round(255 * c):02x}" for c in rgba[:3])
+    return png_bytes(figure)
