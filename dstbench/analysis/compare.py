@@ -106,7 +106,8 @@ def compare(a: Results, b: Results) -> Comparison:
 def _points(value: float | None, sign: bool = False) -> str:
     if value is None:
         return "–"
-    return f"{100 * value:{'+' if sign else ''}.{DECIMALS}f}"
+    shown = round(100 * value, DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return f"{shown:{'+' if sign else ''}.{DECIMALS}f}"
 
 
 def _mean_text(cell: CellStats) -> str:

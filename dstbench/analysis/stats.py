@@ -15,10 +15,12 @@ values always give the same interval, and a report built from them is byte-ident
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import struct
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,13 +195,13 @@ def rank_interval(
 
     def means(data: np.ndarray, picks: np.ndarray | None) -> np.ndarray:
         chosen = data if picks is None else data[:, picks]  # rows × (B ×) seeds
-        with np.errstate(invalid="ignore"), _quiet():
+        with _quiet():
             out = np.nanmean(chosen, axis=-1)
         out = np.moveaxis(out, 0, -1)  # (B ×) rows
-        return np.round(out, decimals) if decimals is not None else out
+        return np.asarray(np.round(out, decimals)) if decimals is not None else out
 
     point = np.stack([ranks(means(c, None)) for c in columns])  # columns × rows
-    with np.errstate(invalid="ignore"), _quiet():
+    with _quiet():
         average = np.nanmean(point, axis=0)
     seed = data_seed(*(np.nan_to_num(c, nan=-1.0).ravel().tolist() for c in columns))
     rng = np.random.default_rng(seed)
@@ -209,7 +211,7 @@ def rank_interval(
         replicate[:, index, :] = ranks(means(data, picks))
     chosen = rng.integers(0, len(columns), size=(resamples, len(columns)))
     sampled = replicate[np.arange(resamples)[:, None], chosen, :]  # B × columns × rows
-    with np.errstate(invalid="ignore"), _quiet():
+    with _quiet():
         boot = np.nanmean(sampled, axis=1)  # B × rows
     alpha = (1 - level) / 2
     out: list[Interval | None] = []
@@ -228,15 +230,9 @@ def rank_interval(
     return out
 
 
-class _quiet:
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
     """Silence numpy's 'mean of empty slice' warnings (NaN is the intended answer)."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._catch.__exit__(*exc)
+        yield

@@ -151,9 +151,9 @@ def sweep_panels(entries: Sequence[Entry], key: str, metric: str = "test_accurac
         label, sort_key = _row_label(plain, varying, labels, order)
         x = swept_value(entry.spec, key)
         value = entry.metric(metric)
-        for growth in targets:
+        for target in targets:
             for density in columns:
-                lines = panels.setdefault((setup, growth, density), {})
+                lines = panels.setdefault((setup, target, density), {})
                 line = lines.setdefault(label, Line(label, spec["method"], sort_key))
                 cell = line.points.setdefault(x, CellStats())
                 cell.expected += 1
@@ -161,13 +161,13 @@ def sweep_panels(entries: Sequence[Entry], key: str, metric: str = "test_accurac
                     cell.values.append(value)
                     cell.by_seed.setdefault(int(spec["seed"]), value)
     out = []
-    for (setup, growth, density), lines in panels.items():
+    for (setup, panel_growth, density), lines in panels.items():
         xs = sorted(
             {x for line in lines.values() for x in line.points if x is not None},
             key=_sortable,
         )
         ordered = sorted(lines.values(), key=lambda line: line.sort_key)
-        out.append(Panel(setup, growth, density, ordered, xs))
+        out.append(Panel(setup, panel_growth, density, ordered, xs))
     out.sort(key=lambda p: (p.setup, str(p.growth), p.density))
     return out
 

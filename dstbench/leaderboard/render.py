@@ -156,7 +156,7 @@ def paired_markdown(table: Table, reference: str) -> str | None:
 def _difference_text(diff: stats.Interval | None) -> str:
     if diff is None:
         return "–"
-    text = f"{100 * diff.estimate:+.{DECIMALS}f}"
+    text = f"{round(100 * diff.estimate, DECIMALS) + 0.0:+.{DECIMALS}f}"  # no "-0.00"
     half = diff.half_width
     if half is not None:
         text += f" ± {100 * half:.{DECIMALS}f}"
