@@ -163,6 +163,26 @@ def dstbench_register_executors(register: Register) -> None:
     """
 
 
+@hookspec
+def dstbench_register_analyses(register: Register) -> None:
+    """Register analyses of run records (what ``dstbench analyze NAME DIR...`` runs).
+
+    Called once, when the registry is built. Call
+    ``register(name, fn, *, description="", positional=(), params=None)`` once per analysis.
+    ``fn(results, *, stem, **params)`` receives the :class:`dstbench.leaderboard.Results` of
+    the directories given (merged by run id: ``entries``, each with ``run_id``, ``spec``,
+    ``status`` and ``record``) and the output file's stem (figure file names start with it),
+    and returns a :class:`dstbench.analysis.report.Report`: the markdown and
+    ``{file name: PNG bytes}`` it links to. Keyword parameters with defaults are the analysis'
+    parameters (``--param k=v``); those named in ``positional`` are given on the command line
+    before the directories (``dstbench analyze sweep KEY DIR``). Raise
+    :class:`dstbench.DstbenchError` with one line when the records lack what the analysis
+    needs.
+
+    :param register: the registration callable described above.
+    """
+
+
 # ---------------------------------------------------------------------------------------------
 # Run lifecycle hooks: observers (loggers, analyses). Called in the process that trains, never
 # inside the per-iteration hot path. Exceptions raised here fail the run (recorded as failed).

@@ -52,6 +52,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin-models", "dstbench.builtin.models"),
     ("builtin-datasets", "dstbench.builtin.datasets"),
     ("builtin-executors", "dstbench.builtin.executors"),
+    ("builtin-analyses", "dstbench.builtin.analyses"),
 )
 
 #: Registration hook for each component kind.
@@ -63,6 +64,7 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "model": "dstbench_register_models",
     "dataset": "dstbench_register_datasets",
     "executor": "dstbench_register_executors",
+    "analysis": "dstbench_register_analyses",
 }
 
 

@@ -22,7 +22,9 @@ from dstbench.errors import (
     did_you_mean,
 )
 
-Kind = Literal["criterion", "growth", "schedule", "distribution", "model", "dataset", "executor"]
+Kind = Literal[
+    "criterion", "growth", "schedule", "distribution", "model", "dataset", "executor", "analysis"
+]
 
 #: Registry attribute (and ``dstbench plugins`` heading) for every kind.
 KIND_PLURALS: dict[str, str] = {
@@ -33,6 +35,7 @@ KIND_PLURALS: dict[str, str] = {
     "model": "models",
     "dataset": "datasets",
     "executor": "executors",
+    "analysis": "analyses",
 }
 
 #: Positional arguments each kind's function receives before its own keyword parameters.
@@ -44,6 +47,7 @@ _POSITIONALS: dict[str, tuple[str, ...]] = {
     "model": ("input_shape", "num_classes"),
     "dataset": ("ctx",),
     "executor": (),
+    "analysis": ("results", "stem"),
 }
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]*$")
@@ -153,15 +157,28 @@ class DatasetInfo(ComponentInfo):
         return {"defaults": dict(self.defaults)}
 
 
+@dataclass(frozen=True, kw_only=True)
+class AnalysisInfo(ComponentInfo):
+    """An analysis of run records: ``fn(results, *, stem, **params) -> Report``."""
+
+    #: Parameters given on the command line before the directories (``sweep KEY DIR``).
+    positional: tuple[str, ...] = ()
+
+    def _extra_metadata(self) -> dict[str, Any]:
+        return {"positional": list(self.positional)}
+
+
 _INFO_CLASSES: dict[str, type[ComponentInfo]] = {
     "criterion": CriterionInfo,
     "growth": GrowthInfo,
     "dataset": DatasetInfo,
+    "analysis": AnalysisInfo,
 }
 _ALLOWED_OPTIONS: dict[str, set[str]] = {
     "criterion": {"needs_grad", "needs_momentum", "selects", "paper_order", "exact"},
     "growth": {"needs_grad", "needs_momentum", "selects", "exact"},
     "dataset": {"defaults"},
+    "analysis": {"positional"},
 }
 
 
@@ -283,6 +300,12 @@ class Register:
         cls = _INFO_CLASSES.get(self.kind, ComponentInfo)
         if "defaults" in options:
             options["defaults"] = MappingProxyType(dict(options["defaults"] or {}))
+        if "positional" in options:
+            options["positional"] = tuple(options["positional"])
+            missing = [p for p in options["positional"] if p not in declared]
+            if missing:
+                msg = f"{where}: positional {missing} are not parameters of the function"
+                raise PluginError(msg)
         info = cls(
             kind=self.kind,
             name=name,
@@ -350,6 +373,7 @@ class Registry:
     models: ComponentTable
     datasets: ComponentTable
     executors: ComponentTable
+    analyses: ComponentTable
 
     def table(self, kind: str) -> ComponentTable:
         """The table for ``kind`` (``"criterion"``, ``"growth"``, ...)."""

@@ -13,6 +13,7 @@ import torch
 from handmade import write_results
 from scipy import stats as sp
 
+from dstbench import DstbenchError, hookimpl
 from dstbench.analysis.jaccard import chance_jaccard, overlap_groups, overlap_report
 from dstbench.analysis.overlap import jaccard, overlap
 from dstbench.cli import main
@@ -120,7 +121,9 @@ def test_analyze_overlap_writes_markdown_and_heatmap(tmp_path, registry, capsys)
     out = tmp_path / "out" / "overlap.md"
     assert main(["analyze", "overlap", str(root), "-o", str(out)]) == 0
     assert out.read_text().startswith("# Pruned-set overlap (Jaccard): jac")
-    assert (out.parent / "overlap-mlp-on-digits-d-0-1-during-training.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out.parent / "overlap-mlp-on-digits-d-0-1-during-training.png").read_bytes()[
+        :4
+    ] == b"\x89PNG"
 
 
 # --- bad input: one line, exit 2 -----------------------------------------------------------
@@ -428,3 +431,72 @@ def test_dry_run_probes_a_setup_without_records(tmp_path, registry, capsys):
     assert line[7] == str(steps)
     assert " ".join(line[8:10]) == f"{macs / 1e6:.3g} M"
     assert "unknown" in line  # no finished run: no wall time
+
+
+# --- analyses as plugin components ---------------------------------------------------------
+
+
+class _SeedsPlugin:
+    """A third-party analysis: ok runs per seed."""
+
+    @staticmethod
+    def seeds(results, *, stem, metric: str = "test_accuracy"):
+        """Ok runs per seed."""
+        from dstbench.analysis.report import Report
+
+        counts = {}
+        for entry in results.entries:
+            if entry.metric(metric) is not None:
+                counts[entry.spec["seed"]] = counts.get(entry.spec["seed"], 0) + 1
+        if not counts:
+            raise DstbenchError(f"{results.title}: no run has {metric}")
+        lines = [f"- seed {s}: {n}" for s, n in sorted(counts.items())]
+        return Report(f"# {stem}\n\n" + "\n".join(lines) + "\n")
+
+    @hookimpl
+    def dstbench_register_analyses(self, register):
+        register("seeds", self.seeds)
+
+
+def test_hook_register_analyses(tmp_path, registry, use_plugins, capsys):
+    use_plugins(("seeds-plugin", _SeedsPlugin()))
+    root = write_results(tmp_path, registry, SIMPLE, lambda s: 0.9 if s["seed"] == 0 else "failed")
+    assert main(["analyze", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "seeds DIR..." in listing and "[seeds-plugin]" in listing
+    assert "sweep KEY DIR..." in listing and "[builtin-analyses]" in listing
+    out = tmp_path / "per-seed.md"
+    assert main(["analyze", "seeds", str(root), "-o", str(out)]) == 0
+    assert out.read_text() == "# per-seed\n\n- seed 0: 2\n"
+    error = _one_line_error(capsys, "analyze", "seeds", str(root), "--param", "metric=nope")
+    assert "no run has nope" in error
+    error = _one_line_error(capsys, "analyze", "seeds", str(root), "--param", "metric_=x")
+    assert "has no parameter 'metric_'" in error
+
+
+def test_builtin_analyses_pass_the_conformance_kit():
+    from dstbench.conformance import check_plugin
+
+    report = check_plugin("builtin-analyses", train=False)
+    assert report.ok, [c for comp in report.components for c in comp.checks if c.failed]
+    assert {c.name for c in report.components} == {"overlap", "update-period", "winners", "sweep"}
+
+
+def test_a_broken_analysis_fails_the_conformance_kit():
+    from dstbench.conformance import check_plugin
+
+    class Broken:
+        @staticmethod
+        def crash(results, *, stem):
+            """Crashes."""
+            raise KeyError("oops")
+
+        @hookimpl
+        def dstbench_register_analyses(self, register):
+            register("crash", self.crash)
+
+    report = check_plugin(Broken(), name="broken")
+    (component,) = report.components
+    failed = [c for c in component.checks if c.failed]
+    assert [c.name for c in failed] == ["returns a Report or raises DstbenchError"]
+    assert "KeyError" in failed[0].detail

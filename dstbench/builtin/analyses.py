@@ -40,7 +40,7 @@ def winners(results: Results, *, stem: str) -> Report:
 
 
 def sweep(results: Results, *, stem: str, key: str = "") -> Report:
-    """Accuracy against any swept spec key (``update_period``, ``criterion.lam``, ...)."""
+    """Accuracy against any swept spec key (update_period, criterion.lam, a plugin's, ...)."""
     return sweep_report(results, key, stem=stem)
 
 

@@ -52,6 +52,10 @@ def check_component(
         report.checks += check_dataset(
             info, plugins, params=params, data_root=data_root, download=download, device=device
         )
+    elif info.kind == "analysis":
+        from dstbench.conformance.analyses import check_analysis
+
+        report.checks += check_analysis(info, params=params)
     else:
         report.checks.append(Check("has conformance checks", "skip", f"none for {info.kind}s yet"))
     return report
