@@ -54,6 +54,11 @@ def test_welch_difference_matches_welch_satterthwaite():
     assert diff is not None
     assert diff.estimate == pytest.approx(np.mean(b) - np.mean(a))
     assert diff.half_width == pytest.approx(half)
+    reference = sp.ttest_ind(b, a, equal_var=False).confidence_interval()
+    assert (diff.low, diff.high) == (pytest.approx(reference.low), pytest.approx(reference.high))
+    # one side constant: the interval comes from the other side's variance alone
+    one = stats.welch_difference([0.5, 0.5, 0.5], [0.4, 0.41, 0.42])
+    assert one is not None and one.half_width == pytest.approx(sp.t.ppf(0.975, 2) * 0.01 / 3**0.5)
     # both constant: the difference is exact
     exact = stats.welch_difference([0.5, 0.5], [0.4, 0.4])
     assert exact is not None and exact.low == exact.high == pytest.approx(0.1)
