@@ -14,6 +14,7 @@ and declare the module under the ``dstbench`` entry-point group of their ``pypro
 from __future__ import annotations
 
 from dstbench._version import __version__
+from dstbench.analysis.results import RunResult, load_results
 from dstbench.api import grow, layer_densities, prune, registry
 from dstbench.engine.context import EpochStats, RunContext
 from dstbench.engine.data import DatasetContext, DatasetParts, TensorSplit
@@ -33,6 +34,7 @@ __all__ = [
     "LayerContext",
     "LayerUpdate",
     "RunContext",
+    "RunResult",
     "TensorSplit",
     "TopologyUpdate",
     "__version__",
@@ -40,6 +42,7 @@ __all__ = [
     "grow",
     "hookimpl",
     "layer_densities",
+    "load_results",
     "prune",
     "registry",
 ]

@@ -500,3 +500,20 @@ def test_a_broken_analysis_fails_the_conformance_kit():
     failed = [c for c in component.checks if c.failed]
     assert [c.name for c in failed] == ["returns a Report or raises DstbenchError"]
     assert "KeyError" in failed[0].detail
+
+
+def test_load_results_gives_typed_records_and_a_frame(tmp_path, registry):
+    import dstbench
+
+    root = write_results(tmp_path, registry, SIMPLE, lambda s: 0.9 + 0.01 * s["seed"])
+    runs = dstbench.load_results(root)
+    assert len(runs) == 4 and all(isinstance(r, dstbench.RunResult) for r in runs)
+    assert [r.run_id for r in runs] == sorted(r.run_id for r in runs)
+    assert sorted(r.test_accuracy for r in runs) == [0.9, 0.9, 0.91, 0.91]
+    assert {r.spec["criterion"]["name"] for r in runs} == {"magnitude", "snip"}
+    assert not any(r.at_chance for r in runs)
+    frame = runs.to_frame()
+    assert list(frame["run_id"]) == [r.run_id for r in runs]
+    assert frame["test_accuracy"].tolist() == [r.test_accuracy for r in runs]
+    with pytest.raises(DstbenchError, match="no such results directory"):
+        dstbench.load_results(tmp_path / "missing")
