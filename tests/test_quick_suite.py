@@ -49,16 +49,20 @@ def test_quick_suite_end_to_end(tmp_path):
     assert "![mlp on digits: test accuracy vs density](leaderboard-mlp-on-digits.png)" in board
     assert (root / "leaderboard-mlp-on-digits.png").read_bytes()[:4] == b"\x89PNG"
     for growth in ("random", "gradient"):
-        table = board.split(f"### mlp on digits, growth: {growth}", 1)[1].split("<details>")[0]
+        section = board.split(f"### mlp on digits, growth: {growth}", 1)[1].lstrip("\n")
+        table = section.split("\n\n", 1)[0]  # the accuracy table; the paired one follows
         lines = [line for line in table.splitlines() if line.startswith("|")]
         header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-        assert header == ["method", "d=0.02", "d=0.05", "d=0.1", "d=0.2", "avg rank"]
+        assert header == ["method", "d=0.02", "d=0.05", "d=0.1", "d=0.2", "avg rank [95% CI]"]
+        assert "Paired difference to magnitude" in section.split("<details>", 1)[0]
         labels = [line.strip("|").split("|")[0].strip() for line in lines[2:]]
         assert labels == ["dense", "static", *CRITERIA]
         for line in lines[2:]:
             cells = [cell.strip() for cell in line.strip("|").split("|")[1:5]]
-            # every cell complete: mean ± std over the three seeds, no (k/n)
-            assert all(re.fullmatch(r"(\*\*)?\d+\.\d\d ± \d+\.\d\d(\*\*)?", c) for c in cells)
+            # every cell complete: mean ± 95% t interval over the three seeds, no (k/n); a
+            # collapsed run is marked †k
+            pattern = r"(\*\*)?\d+\.\d\d ± \d+\.\d\d(\*\*)?( †[123])?"
+            assert all(re.fullmatch(pattern, c) for c in cells), cells
         bold = sum(line.count("**") // 2 for line in lines[2:])
         assert bold >= 4  # at least one best cell per density
     assert "Not averaged in" not in board
