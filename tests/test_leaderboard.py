@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from dstbench.cli import main
+from dstbench.engine.spec import spec_hash
 from dstbench.engine.train import new_record
 from dstbench.leaderboard import is_stale, render_leaderboard, write_leaderboard
 from dstbench.suite import RunStore, load_suite
@@ -264,9 +265,10 @@ def test_records_outside_the_suite_are_left_out_and_said_so(tmp_path, registry):
         for r in (json.loads(p.read_text()) for p in (results / "runs").glob("*.json"))
         if r["spec"]["method"] == "dense"
     )
-    dense["run_id"] = "0123456789abcdef"  # e.g. left by an older version of the suite
+    dense["spec"]["seed"] = 7  # e.g. left by an older version of the suite
+    dense["run_id"] = spec_hash(dense["spec"])
     dense["metrics"]["test_accuracy"] = 0.01
-    (results / "runs" / "0123456789abcdef.json").write_text(json.dumps(dense))
+    (results / "runs" / f"{dense['run_id']}.json").write_text(json.dumps(dense))
     after = render_leaderboard(results).markdown
     note = "1 record(s) in `runs/` belong to no run of the current suite and are left out.\n\n"
     assert after.replace(note, "") == before

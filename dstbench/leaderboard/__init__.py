@@ -1,6 +1,7 @@
 """Leaderboards: markdown tables and Figure-1-style plots from a directory of run records.
 
-``write_leaderboard(results_dir)`` writes ``leaderboard.md`` and one PNG per setup next to it;
+``write_leaderboard(results_dir)`` writes ``leaderboard.md`` and one PNG and one SVG per setup
+next to it;
 ``render_leaderboard`` returns the markdown without writing anything (``--check`` compares it
 with the file on disk). The output depends on the records only, so it is reproducible.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "build_boards",
     "load_results",
     "render_leaderboard",
+    "stale_reasons",
     "write_leaderboard",
 ]
 
@@ -35,8 +37,10 @@ class Leaderboard:
     """A rendered leaderboard: the markdown and the plots it links to."""
 
     markdown: str
-    #: PNG file name (next to the markdown) -> the board it shows.
+    #: PNG file name (next to the markdown; an SVG of the same stem goes with it) -> the board.
     plots: dict[str, Board]
+    #: ``(path, why)`` of the records left out because they are not trusted.
+    untrusted: tuple[tuple[Path, str], ...] = ()
 
 
 def render_leaderboard(
@@ -67,7 +71,7 @@ def render_leaderboard(
         plots[name] = board
         links[board.title] = name
     markdown = leaderboard_markdown(results, boards, secondary, links, target.parent)
-    return Leaderboard(markdown=markdown, plots=plots)
+    return Leaderboard(markdown=markdown, plots=plots, untrusted=results.untrusted)
 
 
 def write_leaderboard(
@@ -76,24 +80,49 @@ def write_leaderboard(
     *,
     all_records: bool = False,
 ) -> Path:
-    """Write the markdown and its PNG plots (atomically); return the markdown's path."""
-    from dstbench.leaderboard.plot import board_png
+    """Write the markdown and its plots, PNG and SVG (atomically); return the markdown's path."""
+    from dstbench.leaderboard.plot import board_png, board_svg
 
     target = Path(output) if output is not None else Path(results_dir) / DEFAULT_NAME
     board = render_leaderboard(results_dir, target, all_records=all_records)
     for name, setup in board.plots.items():
         write_bytes_atomic(target.parent / name, board_png(setup))
+        write_bytes_atomic(target.parent / svg_name(name), board_svg(setup))
     write_text_atomic(target, board.markdown)
     return target
+
+
+def svg_name(png_name: str) -> str:
+    """The SVG written next to the PNG ``png_name``."""
+    return png_name[: -len(".png")] + ".svg"
+
+
+def stale_reasons(
+    results_dir: str | Path, output: str | Path | None = None, *, all_records: bool = False
+) -> list[str]:
+    """Why the leaderboard at ``output`` is not what the records give now (empty: it is).
+
+    It is stale when the markdown differs, when a plot it links to (PNG or SVG) is missing,
+    or when a record it would be built from is not trusted.
+    """
+    target = Path(output) if output is not None else Path(results_dir) / DEFAULT_NAME
+    board = render_leaderboard(results_dir, target, all_records=all_records)
+    reasons = []
+    try:
+        if target.read_text(encoding="utf-8") != board.markdown:
+            reasons.append(f"{target}: differs from what the records give now")
+    except OSError as exc:
+        reasons.append(f"{target}: cannot be read ({exc.strerror or exc})")
+    for name in board.plots:
+        for plot in (target.parent / name, target.parent / svg_name(name)):
+            if not plot.is_file():
+                reasons.append(f"{plot}: plot missing")
+    reasons += [f"{path}: untrusted record ({why})" for path, why in board.untrusted]
+    return reasons
 
 
 def is_stale(
     results_dir: str | Path, output: str | Path | None = None, *, all_records: bool = False
 ) -> bool:
-    """True when the markdown at ``output`` differs from what the records give now."""
-    target = Path(output) if output is not None else Path(results_dir) / DEFAULT_NAME
-    expected = render_leaderboard(results_dir, target, all_records=all_records).markdown
-    try:
-        return target.read_text(encoding="utf-8") != expected
-    except OSError:
-        return True
+    """True when the leaderboard at ``output`` is stale (see :func:`stale_reasons`)."""
+    return bool(stale_reasons(results_dir, output, all_records=all_records))

@@ -1,6 +1,6 @@
 """Leaderboard plots in the style of the paper's Figure 1.
 
-One PNG per setup, one panel per growth method: test accuracy against density on a log axis,
+One PNG (for the markdown) and one SVG (for papers) per setup, one panel per growth method: test accuracy against density on a log axis,
 a line per criterion with a ±1 std band, the static baseline in light blue with its own line
 style, and dense as a dashed horizontal line. Drawn with matplotlib's Agg canvas directly (no
 pyplot, no display needed) and saved without a software/date stamp, so that the same records
@@ -12,8 +12,12 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dstbench.leaderboard.table import Board, Row
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: The paper draws static sparse training in light blue.
 STATIC_COLOR = "#74b9e7"
@@ -34,6 +38,27 @@ def _series(row: Row, densities: Sequence[float]) -> tuple[list[float], list[flo
 
 def board_png(board: Board) -> bytes:
     """The PNG of one setup's board."""
+    return board_image(board, "png")
+
+
+def board_svg(board: Board) -> bytes:
+    """The SVG of one setup's board (vector, for papers); the same records give the same bytes."""
+    return board_image(board, "svg")
+
+
+def board_image(board: Board, fmt: str) -> bytes:
+    """One setup's board as ``png`` or ``svg`` bytes."""
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.hashsalt": "dstbench", "svg.fonttype": "none"}):
+        figure = _figure(board)
+        buffer = io.BytesIO()
+        metadata = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
+        figure.savefig(buffer, format=fmt, metadata=metadata)
+    return buffer.getvalue()
+
+
+def _figure(board: Board) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, NullLocator
@@ -88,9 +113,7 @@ def board_png(board: Board) -> bytes:
         ax.legend(fontsize=7, loc="lower right")
     figure.suptitle(board.title, fontsize=11)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+    return figure
 
 
 def _palette(labels: list[str]) -> dict[str, str]:

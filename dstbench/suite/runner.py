@@ -140,7 +140,9 @@ class _Reporter:
         with self.lock:
             cell = self.cells[run_id]
             record = self.store.load(run_id)
-            if error is not None and (record is None or record["status"] != "ok"):
+            # A worker that dies right after writing its result (ok, diverged, invalid) does
+            # not turn that result into a failure: only a missing or failed record is replaced.
+            if error is not None and (record is None or record["status"] == "failed"):
                 record = failure_record(cell.spec, run_id, error)
                 self.store.write(record)
             elif record is None:
@@ -201,6 +203,8 @@ def run_suite(
     started = time.monotonic()
     with store.lock():
         store.clean_temporaries()
+        for line in store.quarantine_untrusted():
+            stream.write(f"dstbench: warning: {line}\n")
         store.write_manifest(
             suite.name,
             suite.description,
