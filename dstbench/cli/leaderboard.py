@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from dstbench.io import check_output_file
-
 from dstbench.leaderboard import (
     DEFAULT_NAME,
     render_leaderboard,

@@ -1,10 +1,10 @@
 """Leaderboard plots in the style of the paper's Figure 1.
 
-One PNG (for the markdown) and one SVG (for papers) per setup, one panel per growth method: test accuracy against density on a log axis,
-a line per criterion with a ±1 std band, the static baseline in light blue with its own line
-style, and dense as a dashed horizontal line. Drawn with matplotlib's Agg canvas directly (no
-pyplot, no display needed) and saved without a software/date stamp, so that the same records
-give the same image.
+One PNG (for the markdown) and one SVG (for papers) per setup, one panel per growth method:
+test accuracy against density on a log axis, a line per criterion with a ±1 std band, the
+static baseline in light blue with its own line style, and dense as a dashed horizontal line.
+Drawn with matplotlib's Agg canvas directly (no pyplot, no display needed) and saved without
+a software/date stamp, so that the same records give the same image.
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ from typing import Any
 from dstbench.errors import SuiteError
 from dstbench.io import (
     OutputError,
-    fsync_dir,
-    os_error_text,
     check_writable_dir,
+    fsync_dir,
     open_lock_file,
+    os_error_text,
     read_json,
     write_json_atomic,
     write_text_atomic,
