@@ -65,11 +65,12 @@ class DataCheck:
 
 
 def dataset_references(specs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The distinct ``{"dataset", "validation"}`` a list of normalized specs reads."""
+    """The distinct datasets (name and parameters) a list of normalized specs reads, each as
+    ``{"dataset", "validation"}`` with the first spec's validation (the files are the same)."""
     seen: dict[str, dict[str, Any]] = {}
     for spec in specs:
         ref = {"dataset": spec["dataset"], "validation": spec.get("validation", "split")}
-        seen.setdefault(json.dumps(ref, sort_keys=True, default=str), ref)
+        seen.setdefault(json.dumps(spec["dataset"], sort_keys=True, default=str), ref)
     return list(seen.values())
 
 
@@ -101,7 +102,7 @@ def check_data(
         except DstbenchError as exc:
             results.append(DataCheck(name, str(exc)))
             continue
-        except Exception:
+        except Exception:  # not a data problem but the plugin's bug: its runs record it
             pass
         results.append(DataCheck(name, None))
     return results

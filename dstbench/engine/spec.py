@@ -233,7 +233,11 @@ def parse_component(ref: Any, key: str) -> tuple[str, dict[str, Any]]:
             msg = f"{key}: a table must have a string 'name', got {dict(ref)!r}"
             raise SpecError(msg)
         table_params = {k: v for k, v in ref.items() if k not in ("name", "params")}
-        table_params.update(ref.get("params") or {})
+        nested = ref.get("params") or {}
+        if not isinstance(nested, Mapping):
+            msg = f"{key}: 'params' must be a table of parameters, got {nested!r}"
+            raise SpecError(msg)
+        table_params.update(nested)
         return ref["name"].lower(), table_params
     if not isinstance(ref, str):
         msg = f"{key}: expected a component name such as 'name' or 'name[k=v]', got {ref!r}"
