@@ -203,12 +203,13 @@ def run(args: argparse.Namespace) -> int:
         for item in planned:
             counts[item.status] = counts.get(item.status, 0) + 1
         will_run = sum(p.will_run for p in planned)
-        print(
-            f"\nsuite {suite.name}: {len(planned)} runs: {counts_text(counts)}; "
-            f"{will_run} would run (results in {output})"
-        )
+        print()
         for line in data_lines(suite, registry, args):
             print(line)
+        print(
+            f"suite {suite.name}: {len(planned)} runs: {counts_text(counts)}; "
+            f"{will_run} would run (results in {output})"
+        )
         return 0
     live = {"auto": None, "live": True, "plain": False}[args.progress]
     outcome = run_suite(
