@@ -293,3 +293,37 @@ def test_invalid_runs_are_counted_not_averaged(tmp_path, registry, status):
     rows = table_rows(markdown, "growth: gradient")
     assert rows["mest[lam=1.0]"][1] == "**96.50 ± 0.71** (2/3)"
     assert "1 invalid" in markdown
+
+
+def test_check_notices_a_missing_plot_and_svgs_are_written(tmp_path, registry, capsys):
+    results, _ = make_results(tmp_path, registry)
+    write_leaderboard(results)
+    png = results / "leaderboard-mlp-on-digits.png"
+    svg = results / "leaderboard-mlp-on-digits.svg"
+    assert svg.read_bytes().startswith(b"<?xml") and png.is_file()
+    assert main(["leaderboard", str(results), "--check"]) == 0
+    svg.unlink()
+    assert main(["leaderboard", str(results), "--check"]) == 1
+    assert f"{svg}: plot missing" in capsys.readouterr().out
+
+
+def test_check_notices_an_untrusted_record(tmp_path, registry, capsys):
+    results, _ = make_results(tmp_path, registry)
+    write_leaderboard(results)
+    path = next(p for p in sorted((results / "runs").glob("*.json")))
+    record = json.loads(path.read_text())
+    record["spec"]["lr"] = 0.5  # edited by hand: no longer the run its id names
+    path.write_text(json.dumps(record))
+    assert main(["leaderboard", str(results), "--check"]) == 1
+    assert f"{path}: untrusted record (its spec hashes to" in capsys.readouterr().out
+
+
+def test_row_labels_never_show_python_reprs(tmp_path, registry):
+    body = SUITE.replace('baselines = ["dense", "static"]', "") + (
+        'compare_criteria = [["magnitude", "snip"], ["magnitude"]]\n'
+    )
+    accuracy = {k: [90, 91, 92] for k in ACCURACY}
+    results, _ = make_results(tmp_path, registry, accuracy=accuracy, suite_text=body)
+    markdown = render_leaderboard(results).markdown
+    assert "compare_criteria=[magnitude,snip]" in markdown
+    assert "{'name'" not in markdown and "'params'" not in markdown

@@ -65,7 +65,7 @@ FIELDS: dict[str, FieldSpec] = {
         0.1,
         "global density of the sparse layers",
         _between(1e-9, 1),
-        "in [1e-9, 1] (below, every layer of any model would be empty)",
+        "in [1e-9, 1]",
     ),
     "distribution": FieldSpec("component:distribution", "erk", "layer-wise density distribution"),
     "schedule": FieldSpec("component:schedule", "cosine", "prune-fraction schedule"),
