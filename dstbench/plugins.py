@@ -246,7 +246,9 @@ def load_plugins(
             plugin = cand.load()
             manager.register(plugin, name=cand.name)
             _check_hook_names(manager, plugin, cand.name)
-        except Exception as exc:  # a broken plugin must not stop the others
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken plugin (even one calling sys.exit) is skipped
             record.status = "failed"
             record.error = _error_text(exc)
             if manager.has_plugin(cand.name):
@@ -288,7 +290,9 @@ def _collect_registrations(
             register = Register(kind, name, record.distribution, record.version, collected.append)
             try:
                 impl.function(**{arg: register for arg in impl.argnames})
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # SystemExit too: one plugin must not end dstbench
                 failed.add(name)
                 record.status = "failed"
                 record.error = f"in {hook_name}: {_error_text(exc)}"

@@ -24,6 +24,14 @@ def explode(ctx):
     raise RuntimeError("explode criterion: boom")
 
 
+def hang(ctx):
+    """Never returns, as a plugin stuck in a loop would."""
+    import time
+
+    while True:
+        time.sleep(1)
+
+
 def sigkill_self(ctx):
     """Kills the process that runs it, as the OOM killer would."""
     os.kill(os.getpid(), signal.SIGKILL)
@@ -51,6 +59,7 @@ def nan_mlp(input_shape, num_classes):
 def dstbench_register_criteria(register):
     register("explode", explode)
     register("sigkill_self", sigkill_self)
+    register("hang", hang)
 
 
 @hookimpl

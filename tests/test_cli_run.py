@@ -47,7 +47,7 @@ def test_run_prints_one_summary_line_and_writes_the_record(tmp_path):
     record = json.loads(out.read_text())
     assert record["status"] == "ok"
     assert record["spec"]["criterion"]["name"] == "magnitude" and record["spec"]["epochs"] == 3
-    assert f"test acc {record['metrics']['test_accuracy']:.4f}" in lines[0]
+    assert f"test acc {100 * record['metrics']['test_accuracy']:.2f}" in lines[0]
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_run_prints_one_summary_line_and_writes_the_record(tmp_path):
         ),
         (
             ["--dataset", "digits", "--density", "1.5"],
-            "density: expected a value in (0, 1], got 1.5",
+            "density: expected a value in [1e-9, 1], got 1.5",
         ),
         (["--dataset", "digits", "--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
         (["--dataset", "digits", "--update-order", "sideways"], "invalid choice: 'sideways'"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -244,3 +246,27 @@ def test_check_plugin_cli_rejects_a_bad_device(capsys):
     assert capsys.readouterr().err == (
         "dstbench: error: --device: expected cpu, cuda or cuda:N, got 'gpu'\n"
     )
+
+
+@pytest.mark.slow
+def test_reproduce_with_loads_a_plugin_given_as_a_file(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "dstbench", "check-plugin", BROKEN, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    fixes = [
+        check["fix"]
+        for report in json.loads(result.stdout)
+        for component in report["components"]
+        for check in component["checks"]
+        if check.get("fix", "").startswith("reproduce with:")
+    ]
+    assert fixes, result.stdout[:500]
+    command = fixes[0][len("reproduce with: ") :].replace("dstbench run", "python -m dstbench run")
+    command = command.replace("python -m", f"{sys.executable} -m", 1)
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, cwd=tmp_path)
+    assert "unknown" not in done.stderr.lower() and "not registered" not in done.stderr
+    assert done.stdout.startswith("failed"), done.stdout + done.stderr  # the failure reproduces

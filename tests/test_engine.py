@@ -199,7 +199,7 @@ def test_comparing_criteria_does_not_perturb_the_run_and_identical_criteria_over
 
 
 def test_invalid_specs_are_rejected_before_anything_runs(registry):
-    with pytest.raises(SpecError, match=r"density: expected a value in \(0, 1\]"):
+    with pytest.raises(SpecError, match=r"density: expected a value in \[1e-9, 1\]"):
         normalize_spec({**BASE, "density": 0.0}, registry)
     with pytest.raises(SpecError, match=r"unknown key 'epoch'.*did you mean 'epochs'"):
         normalize_spec({**BASE, "epoch": 3}, registry)

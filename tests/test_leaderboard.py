@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from dstbench.cli import main
+from dstbench.engine.spec import spec_hash
 from dstbench.engine.train import new_record
 from dstbench.leaderboard import is_stale, render_leaderboard, write_leaderboard
 from dstbench.suite import RunStore, load_suite
@@ -269,9 +270,10 @@ def test_records_outside_the_suite_are_left_out_and_said_so(tmp_path, registry):
         for r in (json.loads(p.read_text()) for p in (results / "runs").glob("*.json"))
         if r["spec"]["method"] == "dense"
     )
-    dense["run_id"] = "0123456789abcdef"  # e.g. left by an older version of the suite
+    dense["spec"]["seed"] = 7  # e.g. left by an older version of the suite
+    dense["run_id"] = spec_hash(dense["spec"])
     dense["metrics"]["test_accuracy"] = 0.01
-    (results / "runs" / "0123456789abcdef.json").write_text(json.dumps(dense))
+    (results / "runs" / f"{dense['run_id']}.json").write_text(json.dumps(dense))
     after = render_leaderboard(results).markdown
     note = "1 record(s) in `runs/` belong to no run of the current suite and are left out.\n\n"
     assert after.replace(note, "") == before
@@ -296,3 +298,37 @@ def test_invalid_runs_are_counted_not_averaged(tmp_path, registry, status):
     rows = table_rows(markdown, "growth: gradient")
     assert rows["mest[lam=1.0]"][1] == "**96.50 ± 0.71** (2/3)"
     assert "1 invalid" in markdown
+
+
+def test_check_notices_a_missing_plot_and_svgs_are_written(tmp_path, registry, capsys):
+    results, _ = make_results(tmp_path, registry)
+    write_leaderboard(results)
+    png = results / "leaderboard-mlp-on-digits.png"
+    svg = results / "leaderboard-mlp-on-digits.svg"
+    assert svg.read_bytes().startswith(b"<?xml") and png.is_file()
+    assert main(["leaderboard", str(results), "--check"]) == 0
+    svg.unlink()
+    assert main(["leaderboard", str(results), "--check"]) == 1
+    assert f"{svg}: plot missing" in capsys.readouterr().out
+
+
+def test_check_notices_an_untrusted_record(tmp_path, registry, capsys):
+    results, _ = make_results(tmp_path, registry)
+    write_leaderboard(results)
+    path = next(p for p in sorted((results / "runs").glob("*.json")))
+    record = json.loads(path.read_text())
+    record["spec"]["lr"] = 0.5  # edited by hand: no longer the run its id names
+    path.write_text(json.dumps(record))
+    assert main(["leaderboard", str(results), "--check"]) == 1
+    assert f"{path}: untrusted record (its spec hashes to" in capsys.readouterr().out
+
+
+def test_row_labels_never_show_python_reprs(tmp_path, registry):
+    body = SUITE.replace('baselines = ["dense", "static"]', "") + (
+        'compare_criteria = [["magnitude", "snip"], ["magnitude"]]\n'
+    )
+    accuracy = {k: [90, 91, 92] for k in ACCURACY}
+    results, _ = make_results(tmp_path, registry, accuracy=accuracy, suite_text=body)
+    markdown = render_leaderboard(results).markdown
+    assert "compare_criteria=[magnitude,snip]" in markdown
+    assert "{'name'" not in markdown and "'params'" not in markdown

@@ -28,6 +28,8 @@ def suite(tmp_path, monkeypatch, registry):
 def mark(store, cell, status):
     record = new_record(cell.spec, cell.run_id)
     record["status"] = status
+    if status == "ok":
+        record["metrics"]["test_accuracy"] = 0.9  # an ok record without one is not trusted
     store.write(record)
 
 

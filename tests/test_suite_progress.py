@@ -59,26 +59,63 @@ def test_plain_mode_prints_one_line_per_run_and_heartbeats():
         lines[0]
         == "[ 7/10] ok       magnitude/random mlp/digits d=0.1 seed=0 | test acc 97.53 | 20s"
     )
-    # 1 run + 3/10 of one done in 40 s, 4 to run: 40 / 1.3 * 2.7 s left
-    assert lines[1] == "[7/10 done, ETA 1m23s] w1 (cpu): set/random mlp/digits d=0.1 seed=0 3/10"
+    # runs take 20 s (the finished one); b is past that, 2 more wait for one worker: 40 s;
+    # 1 run in the 40 s since the first start: 90 runs/h
+    assert lines[1] == (
+        "[7/10 done, 90/h, ETA 40s] w1 (cpu): set/random mlp/digits d=0.1 seed=0 "
+        "epoch 3/10, running 40s"
+    )
     assert lines[2] == ("[ 8/10] failed   set/random mlp/digits d=0.1 seed=0 | RuntimeError: boom")
-    assert "\r" not in stream.getvalue()
-    assert display.counts_text() == "8/10 done, 1 failed, ETA 40s"
+    assert "\r" not in stream.getvalue() and "\x1b" not in stream.getvalue()
+    # two runs took 20 s and 40 s: 30 s each for the last 2; 2 runs in 40 s: 180/h
+    assert display.counts_text() == "8/10 done, 1 failed, 180/h, ETA 1m00s"
 
 
-def test_live_mode_redraws_one_status_line():
+def test_eta_comes_from_run_times_not_worker_start_up():
+    clock = Clock()
+    display = ProgressDisplay(
+        io.StringIO(), total=4, done=0, to_run=4, live=False, workers=2, clock=clock
+    )
+    clock.now = 100  # workers took 100 s to start and load their data
+    display.run_started("a", "a", "w0")
+    display.run_started("b", "b", "w1")
+    assert display.eta_seconds() is None  # nothing measured yet
+    clock.now = 105
+    display.run_progress("a", 1, 2)  # half of a run in 5 s: runs take 10 s
+    assert display.eta_seconds() == pytest.approx((5 + 5 + 2 * 10) / 2)
+    clock.now = 110
+    display.run_finished("a", "a", ok(0.5, 10))
+    display.run_finished("b", "b", ok(0.5, 10))
+    assert display.eta_seconds() == pytest.approx(10)  # 2 runs of 10 s on 2 workers
+
+
+def test_every_running_job_shows_its_elapsed_time():
+    clock = Clock()
+    display = ProgressDisplay(io.StringIO(), total=2, done=0, to_run=2, live=False, clock=clock)
+    display.run_started("a", "run a", "w0")
+    clock.now = 65
+    display.run_started("b", "run b", "w1")
+    clock.now = 200
+    assert display.job_lines() == [
+        "w0: run a epoch 0/?, running 3m20s",
+        "w1: run b epoch 0/?, running 2m15s",
+    ]
+
+
+def test_live_mode_draws_a_bar_and_a_line_per_running_job():
     stream, clock = io.StringIO(), Clock()
     display = ProgressDisplay(stream, total=2, done=0, to_run=2, live=True, clock=clock)
     display.run_started("a", "dense mlp/digits seed=0", "w0 (cpu)")
     clock.now = 4
     display.run_progress("a", 2, 4)
     text = stream.getvalue()
-    assert text.endswith("\r\x1b[K[0/2 done, ETA 12s] w0 (cpu): dense mlp/digits seed=0 2/4")
+    assert "━" in text  # rich's bar
+    assert "elapsed 4.0s, 0/2 done, ETA 12s" in text  # 2/4 epochs in 4 s: 4 + 8 s left
+    assert "w0 (cpu): dense mlp/digits seed=0 epoch 2/4, running 4.0s" in text
     display.run_finished("a", "dense mlp/digits seed=0", ok(0.5, 4.0))
     display.close()
     final = stream.getvalue()
-    assert "[1/2] ok       dense mlp/digits seed=0 | test acc 50.00 | 4.0s\n" in final
-    assert final.endswith("\r\x1b[K")  # the live line is wiped at the end
+    assert "[1/2] ok       dense mlp/digits seed=0 | test acc 50.00 | 4.0s" in final
 
 
 def test_workers_get_devices_round_robin(monkeypatch):

@@ -347,3 +347,26 @@ def test_sigkill_of_a_worker_fails_its_run_only_and_rerun_finishes(tmp_path):
         assert "killed by SIGKILL" in record["error"]["message"]
     assert len(finished_records(root)) == 10  # the suite went on to the end
     finish_and_check(tmp_path, finished_records(root))
+
+
+@pytest.mark.slow
+def test_a_hanging_run_is_stopped_at_the_time_limit_and_the_suite_goes_on(tmp_path, testplugin):
+    suite_file = write_suite(
+        tmp_path / "hang.toml",
+        """
+        name = "hang"
+        model = "mlp"
+        dataset = "digits"
+        epochs = 1
+        update_period = 5
+        densities = [0.1]
+        criteria = ["hang", "magnitude"]
+        timeout = 20
+        """,
+    )
+    outcome, text = run(suite_file, testplugin, tmp_path / "out", workers=2)
+    statuses = sorted(outcome.statuses.values())
+    assert statuses == ["failed", "ok"], text
+    failed = next(r for r in records(tmp_path / "out").values() if r["status"] == "failed")
+    assert failed["error"]["message"].startswith("timed out after ")
+    assert failed["spec"]["criterion"]["name"] == "hang"

@@ -39,19 +39,19 @@ CASES = {
     ),
     "density above 1": (
         BASE + "densities = [0.1, 1.5]\n",
-        ["densities[1]: expected a value in (0, 1], got 1.5"],
+        ["densities[1]: expected a value in [1e-9, 1], got 1.5"],
     ),
     "density zero": (
         BASE + "densities = 0\n",
-        ["densities: expected a value in (0, 1], got 0"],
+        ["densities: expected a value in [1e-9, 1], got 0"],
     ),
     "epochs zero": (
         BASE + "epochs = 0\n",
-        ["epochs: expected a value >= 1, got 0"],
+        ["epochs: expected a value in [1, 10^6], got 0"],
     ),
     "negative seed": (
         BASE + "seeds = [0, -1]\n",
-        ["seeds[1]: expected a value >= 0, got -1"],
+        ["seeds[1]: expected a value in [0, 2^63) (torch's seed range), got -1"],
     ),
     "prune fraction out of range": (
         BASE + "prune_fraction = 2.0\n",

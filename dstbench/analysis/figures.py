@@ -23,6 +23,16 @@ def png_bytes(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
+def svg_bytes(figure: Any) -> bytes:
+    """The figure as SVG bytes (vector, for papers), without a date or creator stamp.
+
+    Call it under ``matplotlib.rc_context({"svg.hashsalt": ...})`` for byte-stable ids.
+    """
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    return buffer.getvalue()
+
+
 def palette(labels: list[str]) -> dict[str, str]:
     """A fixed colour per label, in order (tab10, or tab20 beyond ten labels)."""
     from matplotlib import colormaps

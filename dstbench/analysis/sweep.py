@@ -19,7 +19,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from dstbench.analysis.figures import new_figure, palette, png_bytes
+from dstbench.analysis.figures import new_figure, palette, png_bytes, svg_bytes
 from dstbench.analysis.report import Report, figure_name
 from dstbench.engine.spec import FIELDS, format_component
 from dstbench.errors import DstbenchError, choices_text, did_you_mean
@@ -206,8 +206,13 @@ def _numeric(xs: Sequence[Any]) -> bool:
     return bool(xs) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
 
 
-def sweep_png(panels: Sequence[Panel], key: str, title: str, log: bool | None = None) -> bytes:
-    """One figure per setup: a panel per (growth, density), accuracy vs ``key``."""
+def sweep_png(
+    panels: Sequence[Panel], key: str, title: str, log: bool | None = None, fmt: str = "png"
+) -> bytes:
+    """One figure per setup: a panel per (growth, density), accuracy vs ``key``.
+
+    :param fmt: ``"png"`` or ``"svg"``.
+    """
     growths = list(dict.fromkeys(p.growth for p in panels))
     densities = sorted({p.density for p in panels})
     figure = new_figure(4.6 * len(densities), 3.8 * len(growths))
@@ -273,7 +278,7 @@ def sweep_png(panels: Sequence[Panel], key: str, title: str, log: bool | None = 
             ax.text(0.5, 0.5, "no finished run", ha="center", va="center", transform=ax.transAxes)
     figure.suptitle(title, fontsize=11)
     figure.tight_layout()
-    return png_bytes(figure)
+    return png_bytes(figure) if fmt == "png" else svg_bytes(figure)
 
 
 def sweep_report(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -58,11 +59,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except DstbenchError as exc:
-        sys.stderr.write(f"dstbench: error: {exc}\n")
+        # One line per problem (a suite may report each missing dataset on its own line).
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            sys.stderr.write(f"dstbench: error: {line}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("dstbench: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # The reader went away (`dstbench plugins | head`): not an error of ours. Point
+        # stdout at /dev/null so that the interpreter's final flush does not complain.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
 
 
 def warn_plugin_failures() -> None:

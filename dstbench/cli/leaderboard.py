@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from dstbench.leaderboard import DEFAULT_NAME, is_stale, render_leaderboard, write_leaderboard
+from dstbench.io import check_output_file
+from dstbench.leaderboard import (
+    DEFAULT_NAME,
+    render_leaderboard,
+    stale_reasons,
+    write_leaderboard,
+)
 from dstbench.leaderboard.render import DEFAULT_REFERENCE, STATS
 
 NAME = "leaderboard"
-HELP = "Write the leaderboard (markdown + PNG plots) of a results directory, or check it."
+HELP = "Write the leaderboard (markdown + PNG/SVG plots) of a results directory, or check it."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="write nothing; exit 1 when FILE differs from what the records give now",
+        help="write nothing; exit 1 when FILE differs from what the records give now, a plot "
+        "is missing, or a record is not trusted",
     )
     parser.add_argument(
         "--all-records",
@@ -61,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     options = {"all_records": args.all_records, "stat": args.stat, "reference": args.reference}
     shown = " ".join(dirs)
     if args.check:
-        if is_stale(dirs, output, **options):
+        reasons = stale_reasons(dirs, output, **options)
+        if reasons:
+            for reason in reasons:
+                print(reason)
             print(
                 f"{output} is stale: it differs from the records in {shown}; "
                 f"regenerate it with: dstbench leaderboard {shown} -o {output}"
@@ -69,7 +80,11 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"{output} is up to date")
         return 0
+    check_output_file(output)
     path = write_leaderboard(dirs, output, **options)
-    plots = render_leaderboard(dirs, output, **options).plots
-    print(f"wrote {path}" + (f" and {len(plots)} plot(s) next to it" if plots else ""))
+    board = render_leaderboard(dirs, output, **options)
+    for where, why in board.untrusted:
+        sys.stderr.write(f"dstbench: warning: {where}: untrusted record ({why}); left out\n")
+    plots = board.plots
+    print(f"wrote {path}" + (f" and {len(plots)} plot(s) (PNG + SVG) next to it" if plots else ""))
     return 0

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from dstbench.cli import warn_plugin_failures
 from dstbench.engine.spec import FIELDS, PAPER_FIDELITY, apply_paper_fidelity, describe_spec
 from dstbench.engine.train import execute
 from dstbench.errors import DstbenchError
-from dstbench.io import write_json_atomic
+from dstbench.io import check_output_file, check_writable_dir, write_json_atomic
+from dstbench.preflight import check_device
+from dstbench.suite.progress import accuracy_text
 
 NAME = "run"
 HELP = "Train one sparse (or dense/static baseline) run and write its JSON record."
@@ -85,11 +88,9 @@ def summary_line(record: dict[str, Any]) -> str:
     spec = record["spec"]
     metrics = record["metrics"]
     parts = [f"{record['status']:<8}", describe_spec(spec)]
-    if metrics.get("test_accuracy") is not None:
-        acc = f"test acc {metrics['test_accuracy']:.4f}"
-        if metrics.get("best_val_test_accuracy") is not None:
-            acc += f" (best-val epoch {metrics['best_val_test_accuracy']:.4f})"
-        parts.append(acc)
+    accuracy = accuracy_text(metrics)
+    if accuracy is not None:
+        parts.append(accuracy)
     density = record["density"]
     if density.get("achieved") is not None:
         parts.append(f"density {density['achieved']:.4f} (target {density['target']:.4f})")
@@ -103,8 +104,13 @@ def summary_line(record: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train, print the summary, write the record."""
+    """Check the device and the output, train, print the summary, write the record."""
     warn_plugin_failures()
+    check_device(args.device)
+    if args.output:
+        # Before training: a result lost to a bad --output after an hour of training is worse.
+        check_output_file(args.output)
+        check_writable_dir(Path(args.output).parent)
     record = execute(
         spec_from_args(args), device=args.device, data_root=args.data_root, download=args.download
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
@@ -12,10 +13,12 @@ from tabulate import tabulate
 from dstbench.cli import warn_plugin_failures
 from dstbench.engine.spec import FIELDS, format_component, parse_component
 from dstbench.errors import DstbenchError, SuiteError
+from dstbench.labels import value_text
 from dstbench.plugins import get_plugins
+from dstbench.preflight import check_data, dataset_references
 from dstbench.registry import Registry
 from dstbench.suite.cost import cost_text, estimate
-from dstbench.suite.loader import Suite, load_suite
+from dstbench.suite.loader import Suite, TooManyRuns, load_suite
 from dstbench.suite.runner import (
     RETRYABLE,
     STATUS_WORDS,
@@ -41,6 +44,16 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
     return value
 
 
@@ -76,10 +89,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-root",
         default=None,
         metavar="DIR",
-        help="data directory (default: $DSTBENCH_DATA or ~/.cache/dstbench/data)",
+        help="data directory (default: the suite's data_root, else $DSTBENCH_DATA, else "
+        "~/.cache/dstbench/data)",
     )
     parser.add_argument(
-        "--download", action="store_true", help="allow datasets to download missing files"
+        "--download",
+        action="store_true",
+        help="let datasets download missing files, once, before the first run (suite: download)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop a run that takes longer and record it as failed (suite: timeout; "
+        "default: no limit)",
     )
     parser.add_argument(
         "--executor",
@@ -143,30 +167,38 @@ def matrix_text(suite: Suite, planned: Sequence[PlannedRun]) -> str:
                 format_component(spec["growth"]),
                 f"{spec['density']:g}",
                 spec["seed"],
-                *(_value(spec.get(k)) for k in extra),
+                *(value_text(spec.get(k)) for k in extra),
             ]
         )
     headers = ["#", "status", "run id", "setup", "method", "criterion", "growth", "density"]
     return tabulate(rows, headers=[*headers, "seed", *extra], disable_numparse=True)
 
 
-def _value(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, dict) and "name" in value:
-        return format_component(value)
-    return str(value)
+#: A preview lists at most this many runs; a larger grid is summarised.
+DRY_RUN_LIMIT = 10_000
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate the suite, then preview it (``--dry-run``) or run what is left of it."""
     warn_plugin_failures()
     registry = get_plugins().registry
-    suite = load_suite(args.file, registry)
+    try:
+        suite = load_suite(args.file, registry, max_runs=DRY_RUN_LIMIT if args.dry_run else None)
+    except TooManyRuns as big:
+        print(
+            f"suite {big.name}: up to {big.runs:,} runs, too many to list (the limit is "
+            f"{DRY_RUN_LIMIT:,}); by setup:"
+        )
+        for line in big.setups:
+            print(f"  {line}")
+        return 0
     executor = _executor(args.executor, registry)
     for warning in suite.warnings:
         sys.stderr.write(f"dstbench: warning: {warning}\n")
-    output = args.output if args.output is not None else suite.default_output()
+    output = Path(args.output) if args.output is not None else suite.default_output()
+    if output.exists() and not output.is_dir():
+        msg = f"--output {output}: exists and is not a directory; expected a results folder"
+        raise SuiteError(msg)
     if args.dry_run:
         planned = plan(suite, RunStore(output), args.retry)
         print(matrix_text(suite, planned))
@@ -174,12 +206,17 @@ def run(args: argparse.Namespace) -> int:
         for item in planned:
             counts[item.status] = counts.get(item.status, 0) + 1
         will_run = sum(p.will_run for p in planned)
-        records = [r for _, r in RunStore(output).records() if r is not None]
+        print()
+        for line in data_lines(suite, registry, args):
+            print(line)
+        store = RunStore(output)
+        untrusted = {path for path, _ in store.untrusted()}
+        records = [r for p, r in store.records() if r is not None and p not in untrusted]
         costs = estimate(planned, records, registry, args.data_root)
         workers = args.jobs or suite.jobs or default_workers(args.device)
-        print("\ncompute (per setup):\n" + cost_text(costs, workers))
+        print("\ncompute (per setup):\n" + cost_text(costs, workers) + "\n")
         print(
-            f"\nsuite {suite.name}: {len(planned)} runs: {counts_text(counts)}; "
+            f"suite {suite.name}: {len(planned)} runs: {counts_text(counts)}; "
             f"{will_run} would run (results in {output})"
         )
         return 0
@@ -193,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
         download=args.download,
         executor=executor,
         retry=args.retry,
+        timeout=args.timeout,
         stream=sys.stdout,
         live=live,
         leaderboard=not args.no_leaderboard,
@@ -201,3 +239,22 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(outcome):
         print(line)
     return outcome.exit_code
+
+
+def data_lines(suite: Suite, registry: Registry, args: argparse.Namespace) -> list[str]:
+    """``data: mlp/digits: available`` per setup (the preview's data check; no download)."""
+    data_root = args.data_root if args.data_root is not None else suite.data_root
+    by_setup: dict[str, list[dict[str, Any]]] = {}
+    for cell in suite.cells:
+        by_setup.setdefault(cell.setup, []).append(cell.spec)
+    lines = []
+    checked: dict[str, str | None] = {}
+    for setup, specs in by_setup.items():
+        for ref in dataset_references(specs):
+            key = format_component(ref["dataset"])
+            if key not in checked:
+                [result] = check_data([ref], registry, data_root=data_root, download=False)
+                checked[key] = result.problem
+            problem = checked[key]
+            lines.append(f"data: {setup}: {'available' if problem is None else problem}")
+    return lines

@@ -223,4 +223,27 @@ def check_module(target: str, **options: Any) -> PluginReport:
         return PluginReport(name, target, checks=[Check(LOADS, "fail", error_text(exc), fix)])
     report = check_plugin(module, name=name, **options)
     report.source = target
+    _point_reproductions_at(report, target, name)
     return report
+
+
+def _point_reproductions_at(report: PluginReport, target: str, module: str) -> None:
+    """Make each "reproduce with: dstbench ..." fix load the module it is about.
+
+    An installed plugin is found by every ``dstbench`` command; a module given by path or
+    dotted name is not, so the command gets the environment that loads it.
+    """
+    import dataclasses
+    import shlex
+
+    env = f"DSTBENCH_PLUGIN_MODULES={shlex.quote(module)}"
+    if target.endswith(".py"):
+        folder = str(Path(target).resolve().parent)
+        env = f"PYTHONPATH={shlex.quote(folder)} {env}"
+    marker = "reproduce with: dstbench "
+    lists = [report.checks, *(component.checks for component in report.components)]
+    for checks in lists:
+        for index, check in enumerate(checks):
+            if check.fix.startswith(marker):
+                fix = f"reproduce with: {env} dstbench {check.fix[len(marker) :]}"
+                checks[index] = dataclasses.replace(check, fix=fix)

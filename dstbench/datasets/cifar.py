@@ -6,7 +6,9 @@ Layout (torchvision's, so an existing torchvision data folder works as the data 
     <root>/cifar-100-python/train, test
 
 Each file is a pickled dict with ``data`` (N×3072 uint8, channel-major 32×32 planes) and
-``labels`` (CIFAR-10) or ``fine_labels`` (CIFAR-100). The official archive
+``labels`` (CIFAR-10) or ``fine_labels`` (CIFAR-100), read with a restricted unpickler that
+admits only containers and numpy arrays (:mod:`dstbench.datasets.safe_pickle`): a crafted
+file in a data root cannot run code. The official archive
 (``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz``) placed in the root is unpacked
 on first use; ``download = true`` fetches it through torchvision.
 
@@ -28,6 +30,7 @@ import torch
 
 from dstbench.datasets.augment import PADDING_MODES, RandomCropFlip, normalize_images, zero_fill
 from dstbench.datasets.files import bad_file, exclusive, extract_folder, missing_data
+from dstbench.datasets.safe_pickle import RefusedGlobal, load_data_pickle
 from dstbench.datasets.splits import PAPER_VALID_SPLIT, last_fraction
 from dstbench.engine.data import DatasetContext, DatasetParts, TensorSplit
 from dstbench.errors import DataError, ParameterError
@@ -94,13 +97,17 @@ def read_cifar_file(path: Path, label_key: str, dataset: str) -> tuple[np.ndarra
     """
     try:
         with open(path, "rb") as handle:
-            entry = pickle.load(handle, encoding="bytes")
-        data, labels = _get(entry, "data"), _get(entry, label_key)
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError) as exc:
+            entry = load_data_pickle(handle)
+        data = np.asarray(_get(entry, "data"))
+        labels = np.asarray(_get(entry, label_key), dtype=np.int64)
+    except RefusedGlobal as exc:
+        raise bad_file(dataset, path, f"not a CIFAR data pickle ({exc})") from None
+    except pickle.UnpicklingError:
+        # pickle's own messages quote bytes of the file: never let them reach a record.
+        raise bad_file(dataset, path, "not a CIFAR pickle (not a pickle file)") from None
+    except (OSError, EOFError, KeyError, TypeError, ValueError, AttributeError) as exc:
         problem = f"not a CIFAR pickle with 'data' and {label_key!r} ({type(exc).__name__})"
-        raise bad_file(dataset, path, problem) from exc
-    data = np.asarray(data)
-    labels = np.asarray(labels, dtype=np.int64)
+        raise bad_file(dataset, path, problem) from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         problem = f"'data' must be uint8 of shape (N, 3072), got {data.dtype} {data.shape}"
         raise bad_file(dataset, path, problem)

@@ -57,9 +57,11 @@ def read_idx(path: Path, ndim: int, dataset: str = "fashion_mnist") -> np.ndarra
         with opener(path, "rb") as handle:
             raw = handle.read()
     except (OSError, EOFError) as exc:
-        raise bad_file(dataset, path, f"cannot read ({exc})") from exc
+        # Only the reason's kind: gzip's messages quote bytes of the file.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise bad_file(dataset, path, f"cannot read ({reason})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
-        raise bad_file(dataset, path, f"not an IDX file (magic bytes {raw[:4].hex()})")
+        raise bad_file(dataset, path, "not an IDX file (bad magic number)")
     if raw[3] != ndim:
         raise bad_file(dataset, path, f"expected an IDX file of {ndim} dimensions, got {raw[3]}")
     header = 4 + 4 * ndim

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dstbench.errors import DataError
+from dstbench.io import open_lock_file, os_error_text
 
 try:  # POSIX advisory locks; elsewhere preparation is simply not locked
     import fcntl
@@ -36,15 +37,19 @@ def bad_file(dataset: str, path: Path | str, problem: str) -> DataError:
 @contextlib.contextmanager
 def exclusive(root: Path, name: str) -> Iterator[None]:
     """Hold the lock ``root/.name.lock`` (creating ``root``) for one-time preparation."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{name}.lock", "w") as handle:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(os_error_text(root, exc)) from None
+    # Never "w": a lock planted as a symlink must not truncate what it points to.
+    with open_lock_file(root / f".{name}.lock") as fd:
         if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
             if fcntl is not None:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def extract_folder(archive: Path, folder: Path) -> None:

@@ -21,6 +21,7 @@ not scaled (as in the paper) unless ``standardize`` is true (training-part stati
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ from dstbench.datasets.files import bad_file, missing_data
 from dstbench.engine.data import DatasetContext, DatasetParts, TensorSplit
 from dstbench.errors import DataError
 
+#: What a column name in a header looks like (anything else is not repeated in messages).
+_COLUMN_NAME = re.compile(r"^[A-Za-z0-9_.\- ]{1,64}$")
 FOLDER = "higgs"
 CANDIDATES = ("higgs.csv", "higgs.csv.gz", "higgs.parquet")
 #: The paper's split seed and fractions.
@@ -62,8 +65,16 @@ def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
         with opener(path, "rt") as handle:
             header = [name.strip().strip('"') for name in handle.readline().strip().split(",")]
             values = np.loadtxt(handle, delimiter=",", dtype=np.float64, ndmin=2)
-    except (OSError, ValueError, EOFError) as exc:
-        raise bad_file("higgs", path, f"expected a numeric CSV with a header row ({exc})") from exc
+    except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
+        # Never quote the file: numpy's and gzip's messages include the offending text, and a
+        # record (then a leaderboard) would carry it.
+        reason = "a value after the header row is not a number"
+        if isinstance(exc, OSError) and exc.strerror:
+            reason = exc.strerror
+        elif isinstance(exc, (EOFError, UnicodeDecodeError)) or type(exc).__name__ == "BadGzipFile":
+            reason = "not a text (or gzip-compressed text) file"
+        problem = f"expected a numeric CSV with a header row ({reason})"
+        raise bad_file("higgs", path, problem) from None
     if values.shape[1] != len(header):
         problem = f"header has {len(header)} columns but rows have {values.shape[1]}"
         raise bad_file("higgs", path, problem)
@@ -83,7 +94,8 @@ def _read_parquet(path: Path) -> tuple[list[str], np.ndarray]:
             [np.asarray(table.column(n).to_numpy(), dtype=np.float64) for n in header]
         )
     except (OSError, ValueError, TypeError) as exc:
-        raise bad_file("higgs", path, f"expected numeric parquet columns ({exc})") from exc
+        problem = f"expected a parquet file of numeric columns ({type(exc).__name__})"
+        raise bad_file("higgs", path, problem) from None
     return header, values
 
 
@@ -91,7 +103,11 @@ def read_higgs(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, list[st
     """``(features float32 (N, F), labels int64 (N,), feature names)`` from ``path``."""
     header, values = _read_parquet(path) if path.suffix == ".parquet" else _read_csv(path)
     if target not in header:
-        problem = f"no label column {target!r}; columns are {', '.join(header)}"
+        problem = f"no label column {target!r}"
+        if all(_COLUMN_NAME.match(name) for name in header) and len(header) <= 200:
+            problem += f"; columns are {', '.join(header)}"
+        else:  # not a header of column names: do not copy the file's first line anywhere
+            problem += f"; its first line is not a CSV header ({len(header)} field(s))"
         raise bad_file("higgs", path, f"{problem} (set the dataset parameter 'target')")
     column = header.index(target)
     classes, labels = np.unique(values[:, column], return_inverse=True)

@@ -64,8 +64,8 @@ FIELDS: dict[str, FieldSpec] = {
         "float",
         0.1,
         "global density of the sparse layers",
-        _between(0, 1, lo_open=True),
-        "in (0, 1]",
+        _between(1e-9, 1),
+        "in [1e-9, 1]",
     ),
     "distribution": FieldSpec("component:distribution", "erk", "layer-wise density distribution"),
     "schedule": FieldSpec("component:schedule", "cosine", "prune-fraction schedule"),
@@ -73,11 +73,19 @@ FIELDS: dict[str, FieldSpec] = {
         "float", 0.5, "initial prune fraction ζ₀", _between(0, 1, lo_open=True), "in (0, 1]"
     ),
     "update_period": FieldSpec(
-        "int", 800, "iterations between topology updates (ΔT)", lambda v: v >= 1, ">= 1"
+        "int",
+        800,
+        "iterations between topology updates (ΔT)",
+        lambda v: 1 <= v <= 10**9,
+        "in [1, 10^9]",
     ),
-    "seed": FieldSpec("int", 0, "random seed", lambda v: v >= 0, ">= 0"),
-    "epochs": FieldSpec("int", 100, "training epochs", lambda v: v >= 1, ">= 1"),
-    "batch_size": FieldSpec("int", 128, "mini-batch size", lambda v: v >= 1, ">= 1"),
+    "seed": FieldSpec(
+        "int", 0, "random seed", lambda v: 0 <= v < 2**63, "in [0, 2^63) (torch's seed range)"
+    ),
+    "epochs": FieldSpec("int", 100, "training epochs", lambda v: 1 <= v <= 10**6, "in [1, 10^6]"),
+    "batch_size": FieldSpec(
+        "int", 128, "mini-batch size", lambda v: 1 <= v <= 10**7, "in [1, 10^7]"
+    ),
     "lr": FieldSpec("float", 0.01, "learning rate", lambda v: v > 0, "> 0"),
     "momentum": FieldSpec("float", 0.9, "SGD momentum", _between(0, 1, hi_open=True), "in [0, 1)"),
     "nesterov": FieldSpec("bool", True, "Nesterov momentum"),
@@ -275,7 +283,11 @@ def parse_component(ref: Any, key: str) -> tuple[str, dict[str, Any]]:
             msg = f"{key}: a table must have a string 'name', got {dict(ref)!r}"
             raise SpecError(msg)
         table_params = {k: v for k, v in ref.items() if k not in ("name", "params")}
-        table_params.update(ref.get("params") or {})
+        nested = ref.get("params") or {}
+        if not isinstance(nested, Mapping):
+            msg = f"{key}: 'params' must be a table of parameters, got {nested!r}"
+            raise SpecError(msg)
+        table_params.update(nested)
         return ref["name"].lower(), table_params
     if not isinstance(ref, str):
         msg = f"{key}: expected a component name such as 'name' or 'name[k=v]', got {ref!r}"

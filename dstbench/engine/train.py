@@ -377,6 +377,19 @@ class Trainer:
         self.plugins.hook.dstbench_topology_update(run=run, update=update)
         self.timings["update_seconds"] += time.perf_counter() - started
 
+    def _check_no_empty_layer(self) -> None:
+        """A sparse layer with no active weight cuts the network: the run measures nothing."""
+        if self.masker is None:
+            return
+        for layer in self.masker.layers:
+            if layer.target == 0:
+                msg = (
+                    f"layer {layer.name!r} has 0 active weights of {layer.numel} (density "
+                    f"{self.spec['density']:g}, distribution "
+                    f"{self.spec['distribution']['name']}): the network is cut"
+                )
+                raise RunStopped("invalid", msg)
+
     def _check_invariants(self) -> None:
         assert self.masker is not None
         exact = self.dst is None or self.dst.growth.exact
@@ -457,6 +470,7 @@ class Trainer:
         totals = _Accumulator.on(self.device)
         train_started = time.perf_counter()
         try:
+            self._check_no_empty_layer()
             for epoch in range(1, epochs + 1):
                 epoch_started = time.perf_counter()
                 totals.reset()
@@ -469,6 +483,9 @@ class Trainer:
                 val_loss = val_accuracy = None
                 if setup.val is not None:
                     val_loss, val_accuracy = self._evaluate(model, setup.val, setup.binary)
+                    if not math.isfinite(val_loss):
+                        msg = f"validation loss became {val_loss} in epoch {epoch}"
+                        raise RunStopped("diverged", msg)
                     best.consider(epoch, val_accuracy, model)
                 stats = EpochStats(
                     epoch=epoch,
@@ -542,6 +559,10 @@ class Trainer:
             metrics["test_loss"], metrics["test_accuracy"] = self._evaluate(
                 model, setup.test, setup.binary
             )
+            if not math.isfinite(metrics["test_loss"]):
+                record["status"] = "diverged"
+                record["reason"] = f"test loss is {metrics['test_loss']}"
+                metrics["test_accuracy"] = None
             if best.state is not None:
                 final_state = _snapshot(model, None)
                 model.load_state_dict(best.state)

@@ -1,6 +1,7 @@
 """Leaderboards: markdown tables and Figure-1-style plots from a directory of run records.
 
-``write_leaderboard(results_dir)`` writes ``leaderboard.md`` and one PNG per setup next to it;
+``write_leaderboard(results_dir)`` writes ``leaderboard.md`` and one PNG and one SVG per setup
+next to it;
 ``render_leaderboard`` returns the markdown without writing anything (``--check`` compares it
 with the file on disk). The output depends on the records only, so it is reproducible.
 """
@@ -35,6 +36,7 @@ __all__ = [
     "load_many",
     "load_results",
     "render_leaderboard",
+    "stale_reasons",
     "write_leaderboard",
 ]
 
@@ -44,24 +46,30 @@ class Leaderboard:
     """A rendered leaderboard: the markdown and the plots it links to."""
 
     markdown: str
-    #: PNG file name (next to the markdown) -> the board it shows.
+    #: PNG file name (next to the markdown; an SVG of the same stem goes with it) -> the board.
     plots: dict[str, Board]
     #: PNG file name -> the key a board sweeps other than density (drawn against it).
     sweeps: dict[str, str] = field(default_factory=dict)
     #: The board's entries, for sweep plots.
     entries: dict[str, list[Entry]] = field(default_factory=dict)
 
-    def png(self, name: str) -> bytes:
-        """The PNG of plot ``name``: accuracy vs density, or vs the swept key."""
+    #: ``(path, why)`` of the records left out because they are not trusted.
+    untrusted: tuple[tuple[Path, str], ...] = ()
+
+    def image(self, name: str, fmt: str = "png") -> bytes:
+        """Plot ``name`` as ``png`` or ``svg``: accuracy vs density, or vs the swept key."""
+        import matplotlib
+
         from dstbench.analysis.sweep import sweep_panels, sweep_png
-        from dstbench.leaderboard.plot import board_png
+        from dstbench.leaderboard.plot import board_image
 
         board = self.plots[name]
         key = self.sweeps.get(name)
         if key is None:
-            return board_png(board)
+            return board_image(board, fmt)
         panels = sweep_panels(self.entries[name], key)
-        return sweep_png(panels, key, f"{board.title}: test accuracy vs {key}")
+        with matplotlib.rc_context({"svg.hashsalt": "dstbench", "svg.fonttype": "none"}):
+            return sweep_png(panels, key, f"{board.title}: test accuracy vs {key}", fmt=fmt)
 
 
 Dirs = str | Path | Sequence[str | Path]
@@ -157,7 +165,13 @@ def render_leaderboard(
         },
         movement=movement,
     )
-    return Leaderboard(markdown=markdown, plots=plots, sweeps=sweeps, entries=board_entries)
+    return Leaderboard(
+        markdown=markdown,
+        plots=plots,
+        sweeps=sweeps,
+        entries=board_entries,
+        untrusted=results.untrusted,
+    )
 
 
 def write_leaderboard(
@@ -168,15 +182,52 @@ def write_leaderboard(
     stat: str = "t",
     reference: str | None = None,
 ) -> Path:
-    """Write the markdown and its PNG plots (atomically); return the markdown's path."""
+    """Write the markdown and its plots, PNG and SVG (atomically); return the markdown's path."""
     target = Path(output) if output is not None else Path(_dirs(results_dir)[0]) / DEFAULT_NAME
     board = render_leaderboard(
         results_dir, target, all_records=all_records, stat=stat, reference=reference
     )
     for name in board.plots:
-        write_bytes_atomic(target.parent / name, board.png(name))
+        write_bytes_atomic(target.parent / name, board.image(name, "png"))
+        write_bytes_atomic(target.parent / svg_name(name), board.image(name, "svg"))
     write_text_atomic(target, board.markdown)
     return target
+
+
+def svg_name(png_name: str) -> str:
+    """The SVG written next to the PNG ``png_name``."""
+    return png_name[: -len(".png")] + ".svg"
+
+
+def stale_reasons(
+    results_dir: Dirs,
+    output: str | Path | None = None,
+    *,
+    all_records: bool = False,
+    stat: str = "t",
+    reference: str | None = None,
+) -> list[str]:
+    """Why the leaderboard at ``output`` is not what the records give now (empty: it is).
+
+    It is stale when the markdown differs, when a plot it links to (PNG or SVG) is missing,
+    or when a record it would be built from is not trusted.
+    """
+    target = Path(output) if output is not None else Path(_dirs(results_dir)[0]) / DEFAULT_NAME
+    board = render_leaderboard(
+        results_dir, target, all_records=all_records, stat=stat, reference=reference
+    )
+    reasons = []
+    try:
+        if target.read_text(encoding="utf-8") != board.markdown:
+            reasons.append(f"{target}: differs from what the records give now")
+    except OSError as exc:
+        reasons.append(f"{target}: cannot be read ({exc.strerror or exc})")
+    for name in board.plots:
+        for plot in (target.parent / name, target.parent / svg_name(name)):
+            if not plot.is_file():
+                reasons.append(f"{plot}: plot missing")
+    reasons += [f"{path}: untrusted record ({why})" for path, why in board.untrusted]
+    return reasons
 
 
 def is_stale(
@@ -187,12 +238,7 @@ def is_stale(
     stat: str = "t",
     reference: str | None = None,
 ) -> bool:
-    """True when the markdown at ``output`` differs from what the records give now."""
-    target = Path(output) if output is not None else Path(_dirs(results_dir)[0]) / DEFAULT_NAME
-    expected = render_leaderboard(
-        results_dir, target, all_records=all_records, stat=stat, reference=reference
-    ).markdown
-    try:
-        return target.read_text(encoding="utf-8") != expected
-    except OSError:
-        return True
+    """True when the leaderboard at ``output`` is stale (see :func:`stale_reasons`)."""
+    return bool(
+        stale_reasons(results_dir, output, all_records=all_records, stat=stat, reference=reference)
+    )

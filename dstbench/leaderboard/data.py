@@ -16,7 +16,7 @@ from typing import Any
 
 from dstbench.errors import DstbenchError
 from dstbench.io import read_json
-from dstbench.suite.store import FINAL_STATUSES, MISSING, RunStore
+from dstbench.suite.store import MISSING, RunStore, record_problem
 
 #: Status of a suite run that has no record yet.
 PENDING = MISSING
@@ -60,6 +60,8 @@ class Results:
     runs_dir: Path
     #: Records on disk that are not part of the suite (left from an older version of it).
     outside_suite: int = 0
+    #: ``(path, why)`` of every record that is not trusted (left out of the tables).
+    untrusted: tuple[tuple[Path, str], ...] = ()
 
 
 def load_results(directory: str | Path, *, all_records: bool = False) -> Results:
@@ -73,11 +75,20 @@ def load_results(directory: str | Path, *, all_records: bool = False) -> Results
         raise DstbenchError(f"{root}: no such results directory")
     store = RunStore(root)
     runs_dir = store.runs if store.runs.is_dir() else root
-    found = {path.stem: record for path, record in _records(runs_dir)}
     manifest = None if all_records else store.read_manifest()
+    in_store = store.runs.is_dir()
+    readable, untrusted = _records(runs_dir, names_are_ids=in_store)
+    found = {str(record["run_id"]): record for _, record in readable}
     if manifest is not None:
         entries = []
-        for run in manifest["runs"]:
+        for index, run in enumerate(manifest["runs"]):
+            if not (
+                isinstance(run, dict)
+                and isinstance(run.get("run_id"), str)
+                and record_problem({"status": "failed", **run}, None) is None
+            ):
+                msg = f"{store.root / 'suite.json'}: runs[{index}] is not a run id with its spec"
+                raise DstbenchError(msg)
             record = found.get(run["run_id"])
             status = record["status"] if record is not None else PENDING
             entries.append(Entry(run["run_id"], run["spec"], status, record))
@@ -89,15 +100,25 @@ def load_results(directory: str | Path, *, all_records: bool = False) -> Results
             entries=entries,
             runs_dir=runs_dir,
             outside_suite=outside,
+            untrusted=tuple(untrusted),
         )
     entries = [
-        Entry(str(record.get("run_id", run_id)), record["spec"], record["status"], record)
+        Entry(run_id, record["spec"], record["status"], record)
         for run_id, record in sorted(found.items())
     ]
     if not entries:
         msg = f"{root}: no run records found (expected {runs_dir}/*.json or a suite.json)"
+        if untrusted:
+            path, why = untrusted[0]
+            msg += f"; {len(untrusted)} record(s) are not trusted, e.g. {path}: {why}"
         raise DstbenchError(msg)
-    return Results(title=root.resolve().name, description="", entries=entries, runs_dir=runs_dir)
+    return Results(
+        title=root.resolve().name,
+        description="",
+        entries=entries,
+        runs_dir=runs_dir,
+        untrusted=tuple(untrusted),
+    )
 
 
 def load_many(directories: Sequence[str | Path], *, all_records: bool = False) -> Results:
@@ -123,6 +144,7 @@ def load_many(directories: Sequence[str | Path], *, all_records: bool = False) -
         entries=list(merged.values()),
         runs_dir=loaded[0].runs_dir,
         outside_suite=sum(r.outside_suite for r in loaded),
+        untrusted=tuple(u for r in loaded for u in r.untrusted),
     )
 
 
@@ -132,18 +154,28 @@ def _preference(entry: Entry) -> int:
     return 0 if entry.status == PENDING else 1
 
 
-def _records(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Readable run records (a dict with a spec and a final status) in name order."""
+def _records(
+    directory: Path, *, names_are_ids: bool
+) -> tuple[list[tuple[Path, dict[str, Any]]], list[tuple[Path, str]]]:
+    """Trusted run records in name order, and ``(path, why)`` of each untrusted one.
+
+    :param names_are_ids: the folder is a store's ``runs/``, where a file is named after the
+        run id it holds; elsewhere (records gathered by hand) names are free.
+    """
     out = []
+    untrusted = []
     for path in sorted(directory.glob("*.json")):
         try:
             record = read_json(path)
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            if names_are_ids:
+                untrusted.append((path, f"unreadable ({type(exc).__name__})"))
             continue
-        if (
-            isinstance(record, dict)
-            and isinstance(record.get("spec"), dict)
-            and record.get("status") in FINAL_STATUSES
-        ):
+        if not names_are_ids and not (isinstance(record, dict) and "status" in record):
+            continue  # some other JSON file next to hand-gathered records
+        problem = record_problem(record, path.stem if names_are_ids else None)
+        if problem is None:
             out.append((path, record))
-    return out
+        else:
+            untrusted.append((path, problem))
+    return out, untrusted

@@ -1,19 +1,23 @@
 """Leaderboard plots in the style of the paper's Figure 1.
 
-One PNG per setup, one panel per growth method: test accuracy against density on a log axis,
-a line per criterion with a ±1 std band, the static baseline in light blue with its own line
-style, and dense as a dashed horizontal line. Drawn with matplotlib's Agg canvas directly (no
-pyplot, no display needed) and saved without a software/date stamp, so that the same records
-give the same image.
+One PNG (for the markdown) and one SVG (for papers) per setup, one panel per growth method:
+test accuracy against density on a log axis, a line per criterion with a ±1 std band, the
+static baseline in light blue with its own line style, and dense as a dashed horizontal line.
+Drawn with matplotlib's Agg canvas directly (no pyplot, no display needed) and saved without
+a software/date stamp, so that the same records give the same image.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from dstbench.analysis.figures import new_figure, palette, png_bytes
+from dstbench.analysis.figures import new_figure, palette, png_bytes, svg_bytes
 from dstbench.leaderboard.table import Board, Row
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: The paper draws static sparse training in light blue.
 STATIC_COLOR = "#74b9e7"
@@ -34,6 +38,24 @@ def _series(row: Row, densities: Sequence[float]) -> tuple[list[float], list[flo
 
 def board_png(board: Board) -> bytes:
     """The PNG of one setup's board."""
+    return board_image(board, "png")
+
+
+def board_svg(board: Board) -> bytes:
+    """The SVG of one setup's board (vector, for papers); the same records give the same bytes."""
+    return board_image(board, "svg")
+
+
+def board_image(board: Board, fmt: str) -> bytes:
+    """One setup's board as ``png`` or ``svg`` bytes."""
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.hashsalt": "dstbench", "svg.fonttype": "none"}):
+        figure = _figure(board)
+        return png_bytes(figure) if fmt == "png" else svg_bytes(figure)
+
+
+def _figure(board: Board) -> Figure:
     from matplotlib.ticker import FixedLocator, NullLocator
 
     panels = len(board.tables)
@@ -86,4 +108,4 @@ def board_png(board: Board) -> bytes:
             ax.legend(fontsize=7, loc="lower right")
     figure.suptitle(board.title, fontsize=11)
     figure.tight_layout()
-    return png_bytes(figure)
+    return figure

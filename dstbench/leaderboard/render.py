@@ -326,6 +326,18 @@ def leaderboard_markdown(
             "current suite and are left out.",
             "",
         ]
+    if results.untrusted:
+        out += [
+            f"{len(results.untrusted)} record(s) are not trusted and are left out (their runs "
+            "count as not run; `dstbench suite` moves them to `quarantine/` and runs them "
+            "again):",
+            "",
+            *(
+                f"- `{Path(os.path.relpath(path, output_dir)).as_posix()}`: {why}"
+                for path, why in results.untrusted
+            ),
+            "",
+        ]
     out += [legend(style), ""]
     moved = {b.title: b for b in movement}
     for board, second in zip(boards, secondary, strict=True):

@@ -31,6 +31,7 @@ import numpy as np
 from dstbench.analysis import stats
 from dstbench.analysis.health import at_chance
 from dstbench.engine.spec import FIELDS
+from dstbench.labels import value_text
 from dstbench.leaderboard.data import Entry
 
 #: Keys that place a run in a board, table, row and column (the rest may vary per row).
@@ -316,12 +317,7 @@ def _component_labeler(entries: Sequence[Entry], key: str) -> Callable[[Any], st
     return label
 
 
-def _value_text(value: Any) -> str:
-    if isinstance(value, float):
-        return repr(value)  # 1.0 stays 1.0, as in the suite file
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_value_text(v) for v in value) + "]"
-    return str(value)
+_value_text = value_text
 
 
 def _varying_keys(entries: Iterable[Entry]) -> list[str]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from dstbench.models.shapes import InputShapeError, class_count
+from dstbench.models.shapes import InputShapeError, check_width, class_count
 
 
 class MLP(nn.Sequential):
@@ -37,6 +37,7 @@ def _in_features(model: str, input_shape: Sequence[int]) -> int:
 
 def mlp(input_shape: Sequence[int], num_classes: int, hidden: tuple[int, ...] = (256, 128)) -> MLP:
     """A small MLP over the flattened input (the embedded default's model)."""
+    hidden = tuple(check_width("mlp", "hidden", h) for h in hidden)
     return MLP(_in_features("mlp", input_shape), hidden, class_count("mlp", num_classes))
 
 
@@ -56,6 +57,7 @@ def mlp_higgs(input_shape: Sequence[int], num_classes: int, hidden: int = 256) -
     binary cross-entropy on logits, as the paper does); otherwise one logit per class.
     With 24 features it has 71,936 sparsifiable weights.
     """
+    hidden = check_width("mlp_higgs", "hidden", hidden)
     classes = class_count("mlp_higgs", num_classes)
     outputs = 1 if classes == 2 else classes
     return MLP(_in_features("mlp_higgs", input_shape), (hidden, hidden), outputs)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dstbench.models.shapes import InputShapeError, class_count, image_shape
+from dstbench.models.shapes import InputShapeError, check_width, class_count, image_shape
 
 
 class BasicBlock(nn.Module):
@@ -76,9 +76,7 @@ def cifar_resnet(
     if depth < 8 or (depth - 2) % 6:
         msg = f"model {name!r}: depth must be 6n + 2 with n >= 1 (20, 32, 56, ...), got {depth}"
         raise InputShapeError(msg)
-    if width < 1:
-        msg = f"model {name!r}: width must be >= 1, got {width}"
-        raise InputShapeError(msg)
+    check_width(name, "width", width)
     c, _, _ = image_shape(name, input_shape, min_size=4)
     return CifarResNet((depth - 2) // 6, width, c, class_count(name, num_classes))
 

@@ -49,3 +49,18 @@ def class_count(model: str, num_classes: int) -> int:
         msg = f"model {model!r} needs at least 2 classes, the dataset has {num_classes}"
         raise InputShapeError(msg)
     return num_classes
+
+
+#: Widest layer a built-in model accepts: far beyond any benchmark, short of exhausting memory.
+MAX_WIDTH = 1 << 16
+
+
+def check_width(model: str, param: str, width: object) -> int:
+    """A layer width: an integer in [1, :data:`MAX_WIDTH`].
+
+    :raises InputShapeError: naming the model and parameter otherwise (before any allocation).
+    """
+    if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_WIDTH:
+        msg = f"model {model!r}: {param} must be an integer in [1, {MAX_WIDTH}], got {width!r}"
+        raise InputShapeError(msg)
+    return width

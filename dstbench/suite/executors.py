@@ -91,6 +91,9 @@ class ExecutionOptions:
     artifact_root: str | None = None
     #: Name of the executor (recorded with every run, with ``workers``).
     executor: str = "local"
+    #: Seconds a run may take; the executor stops a run past it and reports it as failed
+    #: with ``timed out after ...`` (None: no limit).
+    timeout: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -13,6 +13,9 @@ Layout (every key optional except a model and a dataset)::
     jobs = 2                           # default for -j
     executor = "local"                 # or {name = "...", param = value}
     fidelity = "default"               # or "paper": the paper code's behaviour
+    data_root = "/data"                # default for --data-root (relative: to this file)
+    download = false                   # default for --download
+    timeout = 7200                     # seconds a run may take (default for --timeout)
 
     model = "mlp"                      # a setup at the top level, or [[setups]] below
     dataset = "digits"
@@ -39,6 +42,7 @@ naming the file, the key (``setups[1].densities[2]``) and what was expected.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -58,6 +62,7 @@ from dstbench.engine.spec import (
     spec_hash,
 )
 from dstbench.errors import DstbenchError, SuiteError, choices_text, did_you_mean
+from dstbench.labels import detail_text, value_text, varying_keys
 from dstbench.registry import Registry
 from dstbench.suite.source import parse_suite_text, read_suite_text
 
@@ -81,7 +86,18 @@ HYPER_KEYS: tuple[str, ...] = tuple(
 #: Keys allowed at the top level and in a setup, besides the ones above.
 OPTION_KEYS: tuple[str, ...] = ("baselines", "exclude", "fidelity")
 #: Keys allowed only at the top level.
-META_KEYS: tuple[str, ...] = ("name", "description", "jobs", "executor", "setups")
+META_KEYS: tuple[str, ...] = (
+    "name",
+    "description",
+    "jobs",
+    "executor",
+    "setups",
+    "data_root",
+    "download",
+    "timeout",
+)
+#: Longest suite name: it names a directory, and file systems cap a name at 255 bytes.
+MAX_NAME = 100
 
 BASELINES: tuple[str, ...] = ("dense", "static")
 FIDELITIES: tuple[str, ...] = ("default", "paper")
@@ -116,11 +132,15 @@ class Cell:
     spec: dict[str, Any]
     #: ``model/dataset`` (names only), for display.
     setup: str
+    #: The other keys the suite sweeps, with this run's values (``update_period=100``).
+    detail: str = ""
 
     @property
     def label(self) -> str:
-        """A short human label: ``magnitude/gradient mlp/digits d=0.1 seed=0``."""
-        return describe_spec(self.spec)
+        """A short human label: ``magnitude/gradient mlp/digits d=0.1 seed=0``, then the
+        values of the other swept keys, so that every run of the suite reads differently."""
+        base = describe_spec(self.spec)
+        return f"{base} {self.detail}" if self.detail else base
 
 
 @dataclass
@@ -139,6 +159,12 @@ class Suite:
     cells: list[Cell]
     #: Non-fatal remarks (e.g. an ``exclude`` entry that matches no run).
     warnings: list[str] = field(default_factory=list)
+    #: ``data_root`` key (resolved against the suite file's folder), or None.
+    data_root: str | None = None
+    #: ``download`` key.
+    download: bool = False
+    #: ``timeout`` key: seconds a run may take, or None for no limit.
+    timeout: float | None = None
 
     def default_output(self) -> Path:
         """``results/<name>`` (relative to the working directory)."""
@@ -154,29 +180,75 @@ class _Exclude:
     matched: int = 0
 
 
-def load_suite(path: str | Path, registry: Registry) -> Suite:
+def load_suite(path: str | Path, registry: Registry, *, max_runs: int | None = None) -> Suite:
     """Read, validate and expand a suite file.
 
+    :param max_runs: raise :class:`TooManyRuns` instead of expanding a grid larger than this.
     :raises SuiteError: on any problem, naming the file and the key.
     """
     file = Path(path)
     text = read_suite_text(file)
     data = parse_suite_text(text, str(file))
-    return build_suite(data, registry, path=file, text=text)
+    return build_suite(data, registry, path=file, text=text, max_runs=max_runs)
 
 
 def build_suite(
-    data: Mapping[str, Any], registry: Registry, *, path: Path, text: str = ""
+    data: Mapping[str, Any],
+    registry: Registry,
+    *,
+    path: Path,
+    text: str = "",
+    max_runs: int | None = None,
 ) -> Suite:
     """Validate the parsed suite ``data`` and expand it (see :func:`load_suite`)."""
-    return _SuiteBuilder(data, registry, path).build(text)
+    return _SuiteBuilder(data, registry, path, max_runs).build(text)
+
+
+class TooManyRuns(SuiteError):
+    """The suite's grid has more runs than the caller asked to expand.
+
+    Raised after every value is validated, before the (per-run) expansion, so that a preview
+    of a huge grid summarises it in a moment instead of building millions of runs.
+    """
+
+    def __init__(self, path: Path, name: str, runs: int, setups: list[str]) -> None:
+        super().__init__(f"{path}: suite {name!r} has up to {runs:,} runs")
+        self.name = name
+        self.runs = runs
+        self.setups = setups
+
+
+@dataclass
+class _Axes:
+    """One setup's validated axes: run-spec key -> values, before the product."""
+
+    axes: dict[str, list[Any]]
+    baselines: list[str]
+    probe_base: dict[str, Any]
+
+    def size(self) -> int:
+        """Runs of the product (an upper bound: baselines repeat fewer, excludes remove)."""
+        return math.prod(len(v) for v in self.axes.values()) * (len(self.baselines) + 1)
+
+    def summary(self) -> str:
+        """``mlp/digits: 1,000,000 runs = densities 100 x seeds 100 x ...``."""
+        setup = "/".join(",".join(value_text(v) for v in self.axes[k]) for k in SETUP_KEYS)
+        factors = [f"{key} {len(values)}" for key, values in self.axes.items() if len(values) > 1]
+        if self.baselines:
+            factors.append(f"methods {len(self.baselines) + 1}")
+        return f"{setup}: up to {self.size():,} runs" + (
+            f" = {' x '.join(factors)}" if factors else ""
+        )
 
 
 class _SuiteBuilder:
-    def __init__(self, data: Mapping[str, Any], registry: Registry, path: Path) -> None:
+    def __init__(
+        self, data: Mapping[str, Any], registry: Registry, path: Path, max_runs: int | None = None
+    ) -> None:
         self.data = data
         self.registry = registry
         self.path = path
+        self.max_runs = max_runs
 
     # --- errors --------------------------------------------------------------------------
 
@@ -204,10 +276,12 @@ class _SuiteBuilder:
         data = self.data
         self.check_keys(data, _TOP_ALLOWED, "")
         name = data.get("name", self.path.stem)
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_NAME:
+            shown = name if not isinstance(name, str) or len(name) <= 40 else name[:40] + "..."
             raise self.fail(
                 "name",
-                f"expected a directory-safe name (letters, digits, '.', '_', '-'), got {name!r}",
+                "expected a directory-safe name (letters, digits, '.', '_', '-'; at most "
+                f"{MAX_NAME} characters), got {shown!r}",
             )
         description = data.get("description", "")
         if not isinstance(description, str):
@@ -216,6 +290,18 @@ class _SuiteBuilder:
         if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
             raise self.fail("jobs", f"expected an integer >= 1, got {jobs!r}")
         executor = self.executor(data.get("executor", "local"))
+        data_root = data.get("data_root")
+        if data_root is not None:
+            if not isinstance(data_root, str) or not data_root.strip():
+                raise self.fail("data_root", f"expected a directory path, got {data_root!r}")
+            root = Path(data_root).expanduser()
+            data_root = str(root if root.is_absolute() else self.path.parent / root)
+        download = data.get("download", False)
+        if not isinstance(download, bool):
+            raise self.fail("download", f"expected true or false, got {download!r}")
+        timeout = data.get("timeout")
+        if timeout is not None and not _positive_seconds(timeout):
+            raise self.fail("timeout", f"expected a number of seconds > 0, got {timeout!r}")
 
         top = {k: v for k, v in data.items() if k in _SETUP_ALLOWED}
         top_excludes = [("exclude", i, e) for i, e in enumerate(_as_list(top.get("exclude", [])))]
@@ -241,10 +327,16 @@ class _SuiteBuilder:
                 ]
                 setups.append((merged, locations, where))
 
+        prepared = [
+            self.setup_axes(merged, locations, where) for merged, locations, where in setups
+        ]
+        bound = sum(p.size() for p in prepared)
+        if self.max_runs is not None and bound > self.max_runs:
+            raise TooManyRuns(self.path, name, bound, [p.summary() for p in prepared])
         cells: dict[str, tuple[int, Cell]] = {}
         excludes: dict[str, _Exclude] = {}
-        for merged, locations, where in setups:
-            for rank, cell in self.expand_setup(merged, locations, where, excludes):
+        for (merged, locations, _), setup in zip(setups, prepared, strict=True):
+            for rank, cell in self.expand_setup(setup, merged, locations, excludes):
                 cells.setdefault(cell.run_id, (rank, cell))
         ordered = sorted(cells.values(), key=lambda item: item[0])  # stable: seed rank first
         warnings = [
@@ -254,6 +346,11 @@ class _SuiteBuilder:
         ]
         if not ordered:
             raise self.fail("exclude", "every run of the suite is excluded; nothing to run")
+        # Within a setup (its label names it), the keys whose values tell its runs apart.
+        setups_of: dict[str, list[Cell]] = {}
+        for _, cell in ordered:
+            setups_of.setdefault(cell.setup, []).append(cell)
+        swept = {setup: varying_keys(c.spec for c in group) for setup, group in setups_of.items()}
         return Suite(
             name=name,
             path=self.path,
@@ -261,8 +358,14 @@ class _SuiteBuilder:
             description=description,
             jobs=jobs,
             executor=executor,
-            cells=[cell for _, cell in ordered],
+            cells=[
+                dataclasses.replace(cell, detail=detail_text(cell.spec, swept[cell.setup]))
+                for _, cell in ordered
+            ],
             warnings=warnings,
+            data_root=data_root,
+            download=download,
+            timeout=float(timeout) if timeout is not None else None,
         )
 
     def executor(self, ref: Any) -> dict[str, Any]:
@@ -275,13 +378,8 @@ class _SuiteBuilder:
 
     # --- one setup -----------------------------------------------------------------------
 
-    def expand_setup(
-        self,
-        merged: dict[str, Any],
-        locations: dict[str, str],
-        where: str,
-        excludes: dict[str, _Exclude],
-    ) -> list[tuple[int, Cell]]:
+    def setup_axes(self, merged: dict[str, Any], locations: dict[str, str], where: str) -> _Axes:
+        """Validate one setup's values (each once, not per run) and return its axes."""
         for key in SETUP_KEYS:
             if merged.get(key) is None:
                 table = self.registry.table(key)
@@ -324,6 +422,17 @@ class _SuiteBuilder:
                 paper_criterion(c) for c in axes.get("criterion", [FIELDS["criterion"].default])
             ]
 
+        return _Axes(axes=axes, baselines=baselines, probe_base=probe_base)
+
+    def expand_setup(
+        self,
+        setup: _Axes,
+        merged: dict[str, Any],
+        locations: dict[str, str],
+        excludes: dict[str, _Exclude],
+    ) -> list[tuple[int, Cell]]:
+        """Every run of one setup: the product of its axes, normalized, less the excludes."""
+        axes, baselines, probe_base = setup.axes, setup.baselines, setup.probe_base
         setup_excludes = [
             self.exclude(f"{loc}[{i}]", entry, probe_base, excludes)
             for loc, i, entry in merged.get("exclude", [])
@@ -478,6 +587,16 @@ class _SuiteBuilder:
 
 
 # --- utilities ---------------------------------------------------------------------------
+
+
+def _positive_seconds(value: Any) -> bool:
+    """A finite number of seconds > 0 (booleans are not numbers here)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -28,6 +28,7 @@ from typing import Any
 
 from dstbench.errors import SuiteError
 from dstbench.suite.executors import ExecutionOptions, Job, Reporter, available_cpus
+from dstbench.suite.progress import format_duration
 
 #: Seconds between checks, in a worker, that the driver is still alive.
 PARENT_CHECK_SECONDS = 0.5
@@ -85,6 +86,8 @@ class _Worker:
     device: str
     ready: bool = False
     job: Job | None = None
+    #: When the current job was handed to it (``time.monotonic()``).
+    job_started: float = 0.0
 
 
 class _Pool:
@@ -125,6 +128,7 @@ class _Pool:
                 )
                 for worker in list(self.workers):
                     self.drain(worker)
+                self.stop_overdue()
         except BaseException:
             self.stop()
             raise
@@ -141,6 +145,7 @@ class _Pool:
                 self.pending.appendleft(job)
                 continue
             worker.job = job
+            worker.job_started = time.monotonic()
             where = worker.name if worker.device == "cpu" else f"{worker.name}@{worker.device}"
             self.reporter.started(job.run_id, where)
 
@@ -165,8 +170,30 @@ class _Pool:
             self.reporter.progress(run_id, epoch, epochs)
         elif kind == "done":
             run_id = message[1]
+            error = message[2] if len(message) > 2 else None
             worker.job = None
-            self.reporter.finished(run_id)
+            self.reporter.finished(run_id, error)
+
+    def stop_overdue(self) -> None:
+        """Kill the workers whose run is past the time limit; their runs are failed."""
+        limit = self.options.timeout
+        if limit is None:
+            return
+        now = time.monotonic()
+        for worker in list(self.workers):
+            if worker.job is None or now - worker.job_started <= limit:
+                continue
+            job, worker.job = worker.job, None
+            _kill(worker.process)
+            worker.conn.close()
+            self.workers.remove(worker)
+            self.reporter.finished(
+                job.run_id,
+                f"timed out after {format_duration(now - worker.job_started)} "
+                f"(the time limit is {format_duration(limit)}; a stuck plugin or a slow setup?)",
+            )
+            if self.pending:
+                self.workers.append(self.start(worker.index))
 
     def handle_death(self, worker: _Worker) -> None:
         code = worker.process.exitcode
@@ -211,6 +238,16 @@ class _Pool:
         self.workers = []
 
 
+def _kill(process: BaseProcess) -> None:
+    """SIGTERM, then SIGKILL after the grace period; wait for it."""
+    if process.is_alive():
+        process.terminate()
+        process.join(STOP_GRACE_SECONDS)
+    if process.is_alive():
+        process.kill()
+    process.join()
+
+
 def _exit_text(code: int | None) -> str:
     if code is None:
         return "exit status unknown"
@@ -230,6 +267,7 @@ def worker_main(conn: Connection, name: str, device: str, threads: int, parent: 
     # Ctrl-C reaches the whole process group; the driver decides what happens to workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent(parent)
+    from dstbench.io import OutputError
     from dstbench.plugins import get_plugins
     from dstbench.suite.worker import configure_threads, run_job
 
@@ -260,7 +298,11 @@ def worker_main(conn: Connection, name: str, device: str, threads: int, parent: 
         def progress(epoch: int, epochs: int, run_id: str = job.run_id) -> None:
             send(("epoch", run_id, epoch, epochs))
 
-        run_job(job, options, device=device, worker=name, progress=progress)
+        try:
+            run_job(job, options, device=device, worker=name, progress=progress)
+        except OutputError as exc:  # e.g. the disk is full: the driver records and reports it
+            send(("done", job.run_id, f"worker {name} could not write the record: {exc}"))
+            continue
         send(("done", job.run_id))
 
 

@@ -1,13 +1,21 @@
-"""Live progress of a suite: runs done/total, failures, ETA and the epoch of every running job.
+"""Live progress of a suite: a bar with elapsed time, rate and ETA, and each running job.
 
-On a terminal, one status line is redrawn in place under the list of finished runs. Anywhere
-else (CI, a SLURM log, a pipe) the output is plain lines only: one per finished run, and a
-status line at most every ``heartbeat`` seconds while runs are in progress.
+On a terminal the display is drawn with `rich <https://rich.readthedocs.io>`_: finished runs
+scroll above a bar (runs done/total, elapsed, runs per hour, ETA) and one line per running
+job with its worker, its label (with the keys the suite sweeps, so that the runs of a ΔT sweep
+are told apart), its epoch and how long it has been running, so a stalled job is visible.
+Anywhere else (CI, a SLURM log, a pipe) the output is plain lines only: one per finished run,
+and a status line at most every ``heartbeat`` seconds while runs are in progress.
+
+The ETA comes from run times measured from each run's start (worker start-up and data loading
+before the first run are not counted as progress time): the mean duration of the runs
+finished so far, or while none has finished, the running runs' epochs per second.
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +29,12 @@ _WIDTH = 8
 class _Running:
     label: str
     where: str
+    started: float
     epoch: int = 0
     epochs: int = 0
+
+    def fraction(self) -> float:
+        return self.epoch / self.epochs if self.epochs else 0.0
 
 
 def format_duration(seconds: float) -> str:
@@ -37,14 +49,31 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def accuracy_text(metrics: dict[str, Any] | None) -> str | None:
+    """``test acc 97.53 (best-val epoch 96.66)``: accuracies in %, as in the leaderboard.
+
+    ``dstbench run`` and ``dstbench suite`` print a run's accuracy with this one function.
+    """
+    metrics = metrics or {}
+    accuracy = metrics.get("test_accuracy")
+    if not isinstance(accuracy, (int, float)):
+        return None
+    text = f"test acc {100 * accuracy:.2f}"
+    best = metrics.get("best_val_test_accuracy")
+    if isinstance(best, (int, float)):
+        text += f" (best-val epoch {100 * best:.2f})"
+    return text
+
+
 class ProgressDisplay:
     """Receives the suite's events and shows them.
 
     :param total: runs in the suite's matrix.
     :param done: runs already finished before this invocation.
     :param to_run: runs this invocation executes.
-    :param live: redraw a status line in place (default: when ``stream`` is a terminal).
+    :param live: draw the live display (default: when ``stream`` is a terminal).
     :param heartbeat: seconds between status lines in plain mode.
+    :param workers: runs executing at once (the ETA divides the remaining work by it).
     """
 
     def __init__(
@@ -56,6 +85,7 @@ class ProgressDisplay:
         to_run: int,
         live: bool | None = None,
         heartbeat: float = 60.0,
+        workers: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream
@@ -64,80 +94,131 @@ class ProgressDisplay:
         self.to_run = to_run
         self.live = _isatty(stream) if live is None else live
         self.heartbeat = heartbeat
+        self.workers = max(1, workers)
         self.clock = clock
         self.started_at = clock()
+        self.first_start: float | None = None
         self.last_status = self.started_at
         self.finished = 0
         self.failures = 0
+        self.durations: list[float] = []
         self.running: dict[str, _Running] = {}
-        self._line_shown = False
+        self._lock = threading.RLock()  # rich redraws from its own thread
+        self._live: Any = None
+        if self.live:
+            self._start_live()
 
     # --- events --------------------------------------------------------------------------
 
     def run_started(self, run_id: str, label: str, where: str) -> None:
         """A run started on ``where``."""
-        self.running[run_id] = _Running(label, where)
+        with self._lock:
+            now = self.clock()
+            if self.first_start is None:
+                self.first_start = now
+            self.running[run_id] = _Running(label, where, now)
         self._refresh()
 
     def run_progress(self, run_id: str, epoch: int, epochs: int) -> None:
         """A running run finished an epoch."""
-        running = self.running.get(run_id)
-        if running is not None:
-            running.epoch, running.epochs = epoch, epochs
+        with self._lock:
+            running = self.running.get(run_id)
+            if running is not None:
+                running.epoch, running.epochs = epoch, epochs
         self._refresh()
 
     def run_finished(self, run_id: str, label: str, record: dict[str, Any] | None) -> None:
         """A run ended; ``record`` is what it left in the store."""
-        self.running.pop(run_id, None)
-        self.finished += 1
-        self.done += 1
-        status = record["status"] if record else "failed"
-        if status == "failed":
-            self.failures += 1
-        self._print(self._finished_line(label, record, status))
+        with self._lock:
+            running = self.running.pop(run_id, None)
+            if running is not None:
+                self.durations.append(self.clock() - running.started)
+            self.finished += 1
+            self.done += 1
+            status = record["status"] if record else "failed"
+            if status == "failed":
+                self.failures += 1
+            line = self._finished_line(label, record, status)
+        self._print(line)
 
     def close(self) -> None:
-        """Remove the live line (call once at the end)."""
-        self._clear()
+        """Stop the live display (call once at the end)."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
         self.stream.flush()
+
+    # --- numbers -------------------------------------------------------------------------
+
+    def eta_seconds(self) -> float | None:
+        """Remaining time, from run times (see the module docstring); None while unknown."""
+        with self._lock:
+            remaining = self.to_run - self.finished
+            if remaining <= 0:
+                return 0.0
+            now = self.clock()
+            parallel = min(self.workers, remaining)
+            if self.durations:
+                per_run = sum(self.durations) / len(self.durations)
+            else:  # extrapolate the running runs' epochs
+                rates = [
+                    (now - r.started) / r.fraction() for r in self.running.values() if r.fraction()
+                ]
+                if not rates:
+                    return None
+                per_run = sum(rates) / len(rates)
+            left_in_running = sum(
+                max(0.0, per_run - (now - r.started)) for r in self.running.values()
+            )
+            waiting = remaining - len(self.running)
+            return (left_in_running + max(0, waiting) * per_run) / parallel
+
+    def rate_per_hour(self) -> float | None:
+        """Runs finished per hour since the first run started."""
+        with self._lock:
+            if self.first_start is None or not self.finished:
+                return None
+            elapsed = self.clock() - self.first_start
+            return 3600.0 * self.finished / elapsed if elapsed > 0 else None
 
     # --- text ----------------------------------------------------------------------------
 
-    def eta_seconds(self) -> float | None:
-        """Remaining time, from this invocation's throughput (partial epochs count)."""
-        progress = self.finished + sum(
-            r.epoch / r.epochs for r in self.running.values() if r.epochs
-        )
-        if progress <= 0:
-            return None
-        elapsed = self.clock() - self.started_at
-        return elapsed / progress * max(0.0, self.to_run - progress)
-
     def counts_text(self) -> str:
-        """``12/80 done, 1 failed, ETA 1m30s``."""
+        """``12/80 done, 1 failed, 40/h, ETA 1m30s``."""
         parts = [f"{self.done}/{self.total} done"]
         if self.failures:
             parts.append(f"{self.failures} failed")
-        eta = self.eta_seconds()
+        rate = self.rate_per_hour()
+        if rate is not None:
+            parts.append(f"{rate:.3g}/h")
         if self.finished < self.to_run:
+            eta = self.eta_seconds()
             parts.append(f"ETA {format_duration(eta)}" if eta is not None else "ETA ?")
         return ", ".join(parts)
 
+    def job_lines(self) -> list[str]:
+        """One line per running job: where, label, epoch, running time."""
+        now = self.clock()
+        with self._lock:
+            jobs = sorted(self.running.values(), key=lambda r: r.where)
+            return [
+                f"{r.where}: {r.label} epoch {r.epoch}/{r.epochs or '?'}, "
+                f"running {format_duration(now - r.started)}"
+                for r in jobs
+            ]
+
     def status_text(self) -> str:
-        """The counts and the epoch of every running job."""
-        jobs = [
-            f"{r.where}: {r.label} {r.epoch}/{r.epochs or '?'}"
-            for r in sorted(self.running.values(), key=lambda r: r.where)
-        ]
+        """The counts and every running job, on one line (plain mode's heartbeat)."""
+        jobs = self.job_lines()
         return f"[{self.counts_text()}]" + (" " + " | ".join(jobs) if jobs else "")
 
     def _finished_line(self, label: str, record: dict[str, Any] | None, status: str) -> str:
         width = len(str(self.total))
         parts = [f"[{self.done:>{width}}/{self.total}] {status:<{_WIDTH}} {label}"]
         if record is not None:
-            accuracy = (record.get("metrics") or {}).get("test_accuracy")
+            accuracy = accuracy_text(record.get("metrics"))
             if accuracy is not None:
-                parts.append(f"test acc {100 * accuracy:.2f}")
+                parts.append(accuracy)
             seconds = (record.get("timings") or {}).get("total_seconds")
             if seconds is not None:
                 parts.append(format_duration(seconds))
@@ -150,32 +231,63 @@ class ProgressDisplay:
 
     # --- output --------------------------------------------------------------------------
 
+    def _start_live(self) -> None:
+        from rich.console import Console, Group
+        from rich.live import Live
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+        from rich.text import Text
+
+        width = shutil.get_terminal_size((120, 20)).columns
+        console = Console(file=self.stream, force_terminal=True, width=width, highlight=False)
+        bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[counts]}"),
+            console=console,
+            auto_refresh=False,
+        )
+        task = bar.add_task("runs", total=max(self.total, 1), completed=self.done, counts="")
+        display = self
+
+        class _View:
+            def __rich__(self) -> Group:
+                with display._lock:
+                    elapsed = format_duration(display.clock() - display.started_at)
+                    bar.update(
+                        task,
+                        completed=display.done,
+                        counts=f"elapsed {elapsed}, {display.counts_text()}",
+                    )
+                    jobs = [
+                        Text("  " + line, overflow="ellipsis", no_wrap=True)
+                        for line in display.job_lines()
+                    ]
+                return Group(bar, *jobs)
+
+        self._live = Live(
+            _View(), console=console, refresh_per_second=2, transient=True, redirect_stdout=False
+        )
+        self._live.start()
+
     def _print(self, line: str) -> None:
-        self._clear()
+        if self._live is not None:
+            self._live.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            return
         self.stream.write(line + "\n")
         self._refresh(force=True)
 
     def _refresh(self, force: bool = False) -> None:
+        if self._live is not None:
+            self._live.refresh()
+            return
         now = self.clock()
-        if self.live:
-            width = shutil.get_terminal_size((120, 20)).columns
-            text = self.status_text()
-            if len(text) > width - 1:
-                text = text[: max(0, width - 2)] + "…"
-            self.stream.write("\r\x1b[K" + text)
-            self._line_shown = True
-            self.stream.flush()
-        elif self.running and now - self.last_status >= self.heartbeat:
+        if self.running and now - self.last_status >= self.heartbeat:
             self.last_status = now
             self.stream.write(self.status_text() + "\n")
             self.stream.flush()
         elif force:
             self.stream.flush()
-
-    def _clear(self) -> None:
-        if self.live and self._line_shown:
-            self.stream.write("\r\x1b[K")
-            self._line_shown = False
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -7,6 +7,7 @@ command after any interruption finishes the rest, and nothing finished is ever r
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -19,7 +20,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from dstbench.errors import DataError, SuiteError
 from dstbench.plugins import get_plugins
+from dstbench.preflight import check_data, check_device, check_output_dir, dataset_references
 from dstbench.registry import Registry
 from dstbench.suite.executors import ExecutionOptions, Job, available_cpus, make_executor
 from dstbench.suite.loader import Cell, Suite
@@ -140,7 +143,9 @@ class _Reporter:
         with self.lock:
             cell = self.cells[run_id]
             record = self.store.load(run_id)
-            if error is not None and (record is None or record["status"] != "ok"):
+            # A worker that dies right after writing its result (ok, diverged, invalid) does
+            # not turn that result into a failure: only a missing or failed record is replaced.
+            if error is not None and (record is None or record["status"] == "failed"):
                 record = failure_record(cell.spec, run_id, error)
                 self.store.write(record)
             elif record is None:
@@ -176,6 +181,7 @@ def run_suite(
     download: bool = False,
     executor: dict[str, Any] | None = None,
     retry: Sequence[str] = (),
+    timeout: float | None = None,
     stream: TextIO | None = None,
     live: bool | None = None,
     heartbeat: float = 60.0,
@@ -189,6 +195,13 @@ def run_suite(
         per GPU on CUDA).
     :param executor: ``{"name", "params"}`` overriding the suite's executor.
     :param retry: statuses among ``diverged``/``invalid`` to run again as well.
+    :param data_root: data directory (default: the suite's ``data_root``, then the defaults).
+    :param download: let datasets download (also when the suite says ``download = true``).
+    :param timeout: seconds a run may take before it is stopped and recorded as failed
+        (default: the suite's ``timeout``; None: no limit).
+    :raises DstbenchError: before anything is written, when the device is unusable, a
+        dataset's files are missing (one line per dataset), or the results directory cannot
+        be written.
     :param stream: where progress goes (default stderr); ``live`` forces the live line on/off.
     :returns: the outcome; its ``exit_code`` is what ``dstbench suite`` exits with.
 
@@ -198,9 +211,34 @@ def run_suite(
     stream = stream or sys.stderr
     registry = registry or get_plugins().registry
     store = RunStore(output if output is not None else suite.default_output())
+    data_root = data_root if data_root is not None else suite.data_root
+    download = download or suite.download
+    timeout = timeout if timeout is not None else suite.timeout
     started = time.monotonic()
+    # Fail fast, once: what would fail every run fails the suite before anything is written.
+    check_device(device)
+    if store.root.exists() and not store.root.is_dir():
+        raise SuiteError(f"{store.root}: exists and is not a directory; expected a results folder")
+    statuses_now = store.statuses(c.run_id for c in suite.cells)
+    data_problems = [
+        check.problem
+        for check in check_data(
+            dataset_references(
+                c.spec for c in suite.cells if statuses_now[c.run_id] in (*ALWAYS_RUN, *retry)
+            ),
+            registry,
+            data_root=data_root,
+            download=download,
+        )
+        if check.problem
+    ]
+    if data_problems:
+        raise DataError("\n".join(data_problems))
+    check_output_dir(store.root)
     with store.lock():
         store.clean_temporaries()
+        for line in store.quarantine_untrusted():
+            stream.write(f"dstbench: warning: {line}\n")
         store.write_manifest(
             suite.name,
             suite.description,
@@ -221,6 +259,7 @@ def run_suite(
             download=download,
             artifact_root=str((store.root / "artifacts").resolve()),
             executor=str((executor or suite.executor)["name"]),
+            timeout=timeout,
         )
         jobs = [
             Job(c.run_id, c.spec, str(store.record_path(c.run_id).resolve()), c.label) for c in todo
@@ -232,6 +271,7 @@ def run_suite(
             to_run=len(todo),
             live=live,
             heartbeat=heartbeat,
+            workers=count,
         )
         finished = len(planned) - len(todo)
         plural = "s" if count != 1 else ""
@@ -251,6 +291,8 @@ def run_suite(
         finally:
             display.close()
         store.clean_temporaries()
+        with contextlib.suppress(OSError):  # the workers leave it if an observer wrote in it
+            (store.root / "artifacts").rmdir()
         statuses = store.statuses(c.run_id for c in suite.cells)
         outcome = SuiteOutcome(
             suite=suite,

@@ -42,7 +42,33 @@ def parse_suite_text(text: str, where: str) -> dict[str, Any]:
     :raises SuiteError: on a TOML syntax error, with its line and column.
     """
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message already ends with "(at line L, column C)".
         raise SuiteError(f"{where}: TOML syntax error: {exc}") from None
+    except RecursionError:
+        raise SuiteError(f"{where}: values nested too deeply to read") from None
+    if _depth(data) > MAX_DEPTH:
+        msg = f"{where}: values nested more than {MAX_DEPTH} levels deep; a suite needs a few"
+        raise SuiteError(msg)
+    return data
+
+
+#: Deepest nesting of tables and arrays a suite may use (a suite needs about 5).
+MAX_DEPTH = 32
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value``'s tables and arrays nest (iteratively: no recursion limit)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest

@@ -1,6 +1,11 @@
 """The result store: one JSON record per run, at ``<root>/runs/<run_id>.json``.
 
-A run is *done* when its record exists and says ``ok``. Records are written atomically (a
+A run is *done* when its record exists, is trusted (:func:`record_problem`) and says ``ok``.
+A record is trusted only when it is what it claims to be: its file name is its run id, its
+spec hashes to that id, and an ``ok`` record has finite numeric metrics. Anything else (a
+record copied over another run's file, edited by hand, truncated by a full disk) is reported,
+moved to ``<root>/quarantine/`` by :meth:`RunStore.quarantine_untrusted` and its run counts as
+missing, so the next ``dstbench suite`` runs it again. Records are written atomically (a
 temporary file in the same directory, then a rename), so a reader sees a whole record or none,
 whenever the writer is killed. Next to the runs the store keeps ``suite.json`` (the suite's run
 matrix, which leaderboards use to know what is expected) and ``suite.toml`` (the suite file as
@@ -11,21 +16,89 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dstbench.errors import SuiteError
-from dstbench.io import read_json, write_json_atomic, write_text_atomic
+from dstbench.io import (
+    OutputError,
+    check_writable_dir,
+    fsync_dir,
+    open_lock_file,
+    os_error_text,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 #: Record statuses written by the engine.
 FINAL_STATUSES = ("ok", "failed", "diverged", "invalid")
 #: Status of a run without a (readable) record.
 MISSING = "missing"
+QUARANTINE = "quarantine"
 MANIFEST = "suite.json"
 SUITE_COPY = "suite.toml"
 LOCK = ".lock"
+
+
+#: Spec keys a record must hold for its run to be placed in a leaderboard.
+_SPEC_COMPONENTS = ("model", "dataset")
+_SPEC_SCALARS = ("method", "density", "seed")
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def record_problem(record: Any, file_id: str | None = None) -> str | None:
+    """Why ``record`` cannot be trusted as the result of run ``file_id``, or None if it can.
+
+    :param file_id: the run id its file name claims (None for records outside a store,
+        e.g. ``dstbench run -o mine.json``, whose names are the user's).
+    """
+    from dstbench.engine.spec import spec_hash
+
+    if not isinstance(record, dict):
+        return f"not a JSON object ({type(record).__name__})"
+    status = record.get("status")
+    if status not in FINAL_STATUSES:
+        return f"status {status!r} is not one of {', '.join(FINAL_STATUSES)}"
+    run_id = record.get("run_id")
+    if not isinstance(run_id, str):
+        return "no run_id"
+    if file_id is not None and run_id != file_id:
+        return f"its run_id is {run_id!r}, not its file name's {file_id!r}"
+    spec = record.get("spec")
+    if not isinstance(spec, dict):
+        return "no spec"
+    for key in _SPEC_COMPONENTS:
+        if not isinstance(spec.get(key), dict) or not isinstance(spec[key].get("name"), str):
+            return f"spec.{key} is missing or not a component"
+    for key in _SPEC_SCALARS:
+        if key not in spec:
+            return f"spec.{key} is missing"
+    try:
+        actual = spec_hash(spec)
+    except (TypeError, ValueError) as exc:
+        return f"its spec cannot be hashed ({exc})"
+    if actual != run_id:
+        return f"its spec hashes to {actual!r}, not to its run_id {run_id!r}"
+    if status == "ok":
+        metrics = record.get("metrics")
+        if not isinstance(metrics, dict):
+            return "status ok without metrics"
+        if not _finite_number(metrics.get("test_accuracy")):
+            return f"status ok but metrics.test_accuracy is {metrics.get('test_accuracy')!r}"
+        for name, value in metrics.items():
+            if isinstance(value, (int, float)) and not _finite_number(value):
+                return f"status ok but metrics.{name} is {value!r}"
+            if value is not None and not isinstance(value, (int, float, list, dict, str)):
+                return f"status ok but metrics.{name} is not a number"
+    return None
 
 
 class RunStore:
@@ -40,13 +113,13 @@ class RunStore:
         return self.runs / f"{run_id}.json"
 
     def load(self, run_id: str) -> dict[str, Any] | None:
-        """The record of ``run_id``, or None when it is missing or unreadable."""
+        """The record of ``run_id``, or None when it is missing, unreadable or untrusted."""
         path = self.record_path(run_id)
         try:
             record = read_json(path)
         except (OSError, ValueError):
             return None
-        if not isinstance(record, dict) or record.get("status") not in FINAL_STATUSES:
+        if record_problem(record, run_id) is not None:
             return None
         return record
 
@@ -75,6 +148,45 @@ class RunStore:
             except (OSError, ValueError):
                 record = None
             yield path, record if isinstance(record, dict) else None
+
+    def untrusted(self) -> Iterator[tuple[Path, str]]:
+        """Every record file that cannot be trusted, with why (see :func:`record_problem`)."""
+        if not self.runs.is_dir():
+            return
+        for path in sorted(self.runs.glob("*.json")):
+            try:
+                record = read_json(path)
+            except (OSError, ValueError) as exc:
+                yield path, f"unreadable ({type(exc).__name__})"
+                continue
+            problem = record_problem(record, path.stem)
+            if problem is not None:
+                yield path, problem
+
+    def quarantine_untrusted(self) -> list[str]:
+        """Move untrusted records to ``<root>/quarantine/``; one line per record moved.
+
+        Their runs then count as missing and run again. A record is moved, not deleted: it
+        may be the only trace of what went wrong.
+        """
+        lines = []
+        for path, problem in list(self.untrusted()):
+            folder = self.root / QUARANTINE
+            try:
+                folder.mkdir(exist_ok=True)
+                destination = folder / path.name
+                if destination.exists():
+                    destination = folder / f"{path.stem}.{secrets.token_hex(4)}.json"
+                os.replace(path, destination)
+            except OSError as exc:
+                raise OutputError(os_error_text(path, exc)) from None
+            lines.append(
+                f"{path}: untrusted record ({problem}); moved to {destination}, "
+                "its run will run again"
+            )
+        if lines:
+            fsync_dir(self.runs)
+        return lines
 
     def clean_temporaries(self) -> int:
         """Remove temporary files left by writers that were killed; return how many."""
@@ -129,23 +241,19 @@ class RunStore:
         except ImportError:  # not POSIX: run without the guard
             yield
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.root / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block
-        try:
+        check_writable_dir(self.root)
+        # Opened without following a symlink or truncating: a planted link in a shared
+        # results directory must not destroy its target.
+        with open_lock_file(self.root / LOCK) as fd:
             try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
                 msg = (
                     f"{self.root}: another dstbench suite is running on these results "
-                    f"({holder}); wait for it or use another --output"
+                    f"({holder or 'another process'}); wait for it or use another --output"
                 )
                 raise SuiteError(msg) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(json.dumps({"pid": os.getpid()}))
-            handle.flush()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid()}).encode(), 0)
             yield
-        finally:
-            handle.close()

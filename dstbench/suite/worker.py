@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dstbench.io import write_json_atomic
+from dstbench.io import OutputError, write_json_atomic
 from dstbench.suite.executors import ExecutionOptions, Job
 
 #: ``progress(epoch, epochs)``, called after every epoch.
@@ -68,6 +68,7 @@ def run_job(
         spread runs over GPUs pass each worker's own.
     :param worker: a name for where it ran, recorded with the run.
     :param progress: called after every epoch with ``(epoch, epochs)``.
+    :raises OutputError: when the record cannot be written (no space left, read-only).
     """
     from dstbench.engine.train import execute
 
@@ -102,9 +103,10 @@ def run_job(
             job.spec, job.run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc()
         )
     if artifact_dir is not None:
-        with contextlib.suppress(OSError):  # keep it only if an observer wrote into it
+        # Keep it only if an observer wrote into it. The shared parent stays: another worker
+        # may be creating its own run's folder in it right now (the driver removes it).
+        with contextlib.suppress(OSError):
             artifact_dir.rmdir()
-            artifact_dir.parent.rmdir()
     import torch
 
     record["execution"] = {
@@ -114,7 +116,7 @@ def run_job(
         "host": platform.node(),
         "torch_threads": torch.get_num_threads(),
     }
-    write_json_atomic(job.record_path, record)
+    write_json_atomic(job.record_path, record)  # OutputError (e.g. disk full) to the caller
     return str(record["status"])
 
 
@@ -128,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         payload = json.load(handle)
     job = Job.from_dict(payload["job"])
     options = ExecutionOptions.from_dict(payload["options"])
-    status = run_job(job, options, worker=payload.get("worker", platform.node()))
+    try:
+        status = run_job(job, options, worker=payload.get("worker", platform.node()))
+    except OutputError as exc:
+        sys.stderr.write(f"dstbench worker: cannot write the record: {exc}\n")
+        return 2
     return 0 if status == "ok" else 1
 
 
