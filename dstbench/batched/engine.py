@@ -101,6 +101,52 @@ def _stacked_correct(out: torch.Tensor, y: torch.Tensor, binary: bool) -> torch.
     return (predicted == y).sum(1)
 
 
+#: Memory the stacked tensors of one group may take (parameters, gradients, momentum, masks
+#: and scratch: about 8 copies of the parameters). A larger group trains in consecutive parts.
+MEMORY_BUDGET = 2 * 1024**3
+#: Bytes per parameter and run that the stack holds.
+_BYTES_PER_PARAMETER = 8 * 4
+
+_Data = tuple[DatasetParts, TensorSplit, TensorSplit | None]
+
+
+def load_data(
+    spec: Mapping[str, Any],
+    registry: Any,
+    device: torch.device,
+    data_root: str | None,
+    download: bool,
+) -> _Data:
+    """The dataset, loaded once for a group, its training and validation splits on the device.
+
+    :raises Unbatchable: when the splits are not in-memory tensors.
+    """
+    dataset_info = registry.datasets[spec["dataset"]["name"]]
+    context = DatasetContext(
+        root=resolve_data_root(data_root), download=download, validation=spec["validation"]
+    )
+    parts = dataset_info.fn(context, **spec["dataset"]["params"])
+    if not isinstance(parts, DatasetParts):
+        got = type(parts).__name__
+        raise DstbenchError(f"dataset {dataset_info.name!r} returned {got}, expected DatasetParts")
+    if spec["validation"] == "paper" and parts.val is not None:
+        train, val = parts.train, parts.val
+    else:
+        train, val = carve_validation(parts.train, spec["val_fraction"])
+    if not isinstance(train, TensorSplit) or not (val is None or isinstance(val, TensorSplit)):
+        raise Unbatchable(f"dataset {dataset_info.name!r} is not an in-memory tensor split")
+    return parts, train.to(device), None if val is None else val.to(device)
+
+
+def part_size(spec: Mapping[str, Any], registry: Any, parts: DatasetParts) -> int:
+    """How many runs of ``spec``'s model fit :data:`MEMORY_BUDGET` (at least one)."""
+    model_info = registry.models[spec["model"]["name"]]
+    with torch.device("meta"):
+        model = model_info.fn(parts.input_shape, parts.num_classes, **spec["model"]["params"])
+    count = sum(p.numel() for p in model.parameters())
+    return max(1, MEMORY_BUDGET // max(1, count * _BYTES_PER_PARAMETER))
+
+
 class GroupTrainer:
     """Trains a group of compatible normalized specs together (see the module docstring)."""
 
@@ -110,15 +156,11 @@ class GroupTrainer:
         *,
         plugins: LoadedPlugins,
         device: torch.device,
-        data_root: str | None,
-        download: bool,
         progress: GroupProgress | None,
     ) -> None:
         self.plugins = plugins
         self.registry = plugins.registry
         self.device = device
-        self.data_root = data_root
-        self.download = download
         self.progress = progress
         now = time.perf_counter()
         self.members = [
@@ -128,8 +170,8 @@ class GroupTrainer:
                     spec,
                     plugins=plugins,
                     device=device,
-                    data_root=data_root,
-                    download=download,
+                    data_root=None,
+                    download=False,
                     artifact_dir=None,
                     progress=None,
                 ),
@@ -151,36 +193,13 @@ class GroupTrainer:
 
     # --- setup ---------------------------------------------------------------------------
 
-    def _parts(self) -> tuple[DatasetParts, TensorSplit, TensorSplit | None]:
-        """The dataset, loaded once for the group; its training split moved to the device."""
-        spec = self.spec
-        dataset_info = self.registry.datasets[spec["dataset"]["name"]]
-        context = DatasetContext(
-            root=resolve_data_root(self.data_root),
-            download=self.download,
-            validation=spec["validation"],
-        )
-        parts = dataset_info.fn(context, **spec["dataset"]["params"])
-        if not isinstance(parts, DatasetParts):
-            got = type(parts).__name__
-            raise DstbenchError(
-                f"dataset {dataset_info.name!r} returned {got}, expected DatasetParts"
-            )
-        if spec["validation"] == "paper" and parts.val is not None:
-            train, val = parts.train, parts.val
-        else:
-            train, val = carve_validation(parts.train, spec["val_fraction"])
-        if not isinstance(train, TensorSplit) or not (val is None or isinstance(val, TensorSplit)):
-            raise Unbatchable(f"dataset {dataset_info.name!r} is not an in-memory tensor split")
-        return parts, train.to(self.device), None if val is None else val.to(self.device)
-
-    def build(self) -> None:
+    def build(self, data: _Data) -> None:
         """Every run's model and masks exactly as the single engine makes them, then stacked.
 
-        :raises Unbatchable: when the model or the data cannot be stacked (before training).
+        :raises Unbatchable: when the model cannot be stacked (before training).
         """
         spec = self.spec
-        parts, train, val = self._parts()
+        parts, train, val = data
         batch = spec["batch_size"]
         model_info = self.registry.models[spec["model"]["name"]]
         test = make_batches(parts.test, batch, device=self.device, shuffle=False)
@@ -563,36 +582,58 @@ def execute_group(
             "or training hyperparameters)"
         )
     resolved = resolve_device(device)
+    dirs = list(artifact_dirs or [None] * len(normalized))
+    try:
+        data = load_data(normalized[0], plugins.registry, resolved, data_root, download)
+        size = part_size(normalized[0], plugins.registry, data[0])
+    except Unbatchable as why:
+        return _fallback(
+            normalized, why, plugins, resolved, data_root, download, dirs, progress, stream
+        )
+    except Exception as exc:  # the data cannot be loaded: every run fails as it would alone
+        error = _error(exc)
+        records = []
+        for spec in normalized:
+            record = new_record(spec, spec_hash(spec))
+            record["error"] = error
+            record["provenance"] = provenance(spec, plugins, resolved)
+            records.append(record)
+        return records
+    records: list[dict[str, Any]] = []
+    for first in range(0, len(normalized), size):
+        part = slice(first, first + size)
+
+        def offset(index: int, info: dict[str, Any], first: int = first) -> None:
+            assert progress is not None
+            progress(first + index, info)
+
+        chunk = _train_part(
+            normalized[part], data, plugins, resolved, dirs[part], offset if progress else None
+        )
+        if isinstance(chunk, Unbatchable):
+            return _fallback(
+                normalized, chunk, plugins, resolved, data_root, download, dirs, progress, stream
+            )
+        records += chunk
+    return records
+
+
+def _train_part(
+    specs: Sequence[dict[str, Any]],
+    data: _Data,
+    plugins: LoadedPlugins,
+    device: torch.device,
+    dirs: Sequence[Any],
+    progress: GroupProgress | None,
+) -> list[dict[str, Any]] | Unbatchable:
     started = time.perf_counter()
-    group = GroupTrainer(
-        normalized,
-        plugins=plugins,
-        device=resolved,
-        data_root=data_root,
-        download=download,
-        progress=progress,
-    )
-    for member, directory in zip(group.members, artifact_dirs or (), strict=False):
+    group = GroupTrainer(specs, plugins=plugins, device=device, progress=progress)
+    for member, directory in zip(group.members, dirs, strict=True):
         member.trainer.artifact_dir = directory
     try:
-        group.build()
+        group.build(data)
     except Unbatchable as why:
-        (stream or sys.stderr).write(
-            f"dstbench: batched engine: {why}; training its {len(normalized)} run(s) with the "
-            "single engine\n"
-        )
-        return [
-            execute(
-                spec,
-                plugins=plugins,
-                device=resolved,
-                data_root=data_root,
-                download=download,
-                artifact_dir=(artifact_dirs or [None] * len(normalized))[i],
-                progress=(lambda info, i=i: progress(i, info)) if progress else None,
-            )
-            for i, spec in enumerate(normalized)
-        ]
+        return why
     except Exception as exc:  # a setup failure fails every run of the group
         for member in group.members:
             member.record["status"] = "failed"
@@ -604,3 +645,33 @@ def execute_group(
     except Exception as exc:
         group.fail_active(exc)
     return group.finish(started)
+
+
+def _fallback(
+    specs: Sequence[dict[str, Any]],
+    why: Exception,
+    plugins: LoadedPlugins,
+    device: torch.device,
+    data_root: str | None,
+    download: bool,
+    dirs: Sequence[Any],
+    progress: GroupProgress | None,
+    stream: TextIO | None,
+) -> list[dict[str, Any]]:
+    """Train ``specs`` one after the other with the single engine, saying why in one line."""
+    (stream or sys.stderr).write(
+        f"dstbench: batched engine: {why}; training its {len(specs)} run(s) with the single "
+        "engine\n"
+    )
+    return [
+        execute(
+            spec,
+            plugins=plugins,
+            device=device,
+            data_root=data_root,
+            download=download,
+            artifact_dir=dirs[i],
+            progress=(lambda info, i=i: progress(i, info)) if progress else None,  # type: ignore[misc]
+        )
+        for i, spec in enumerate(specs)
+    ]

@@ -37,20 +37,29 @@ def group_key(spec: Mapping[str, Any]) -> str:
     return json.dumps({key: spec.get(key) for key in SHARED_KEYS}, sort_keys=True)
 
 
-def make_groups(
-    items: Sequence[T], spec_of: Callable[[T], Mapping[str, Any]], size: int
-) -> list[list[T]]:
-    """Split ``items`` into groups of compatible runs of at most ``size`` (``size`` >= 1).
+def auto_group(compatible: int, workers: int) -> int:
+    """Group size for ``compatible`` runs over ``workers``: one group per worker. (The engine
+    trains a group that would not fit its memory budget in consecutive parts, see
+    :data:`dstbench.batched.engine.MEMORY_BUDGET`.)"""
+    return max(1, -(-compatible // max(1, workers)))
 
-    Items keep their order within a group; compatible runs are spread evenly, so that 159
-    runs in groups of at most 80 give groups of 80 and 79, not 80, 79 by accident or 80, 1.
+
+def make_groups(
+    items: Sequence[T], spec_of: Callable[[T], Mapping[str, Any]], size: int, workers: int = 1
+) -> list[list[T]]:
+    """Split ``items`` into groups of compatible runs of at most ``size`` runs each
+    (``size`` 0: :func:`auto_group` over ``workers``).
+
+    Items keep their order within a group, and compatible runs are spread evenly: 159 runs
+    in groups of at most 80 make groups of 80 and 79, never 80, 79 by chance or 80, 1.
     """
     by_key: dict[str, list[T]] = {}
     for item in items:
         by_key.setdefault(group_key(spec_of(item)), []).append(item)
     groups: list[list[T]] = []
     for members in by_key.values():
-        count = -(-len(members) // max(1, size))
+        limit = size if size > 0 else auto_group(len(members), workers)
+        count = -(-len(members) // limit)
         per = -(-len(members) // count)
         groups += [members[i : i + per] for i in range(0, len(members), per)]
     return groups
