@@ -277,3 +277,37 @@ def test_grouping_keys_and_even_groups(recorder):
     sizes = [len(g) for g in make_groups(items, lambda s: s, 80)]
     assert sizes == [80, 79]
     assert [len(g) for g in make_groups([a, c, b], lambda s: s, 8)] == [2, 1]
+
+
+@pytest.mark.slow
+def test_local_executor_trains_groups(tmp_path):
+    import io
+    from pathlib import Path
+
+    from dstbench.suite import run_suite
+    from dstbench.suite.loader import build_suite
+    from dstbench.suite.store import RunStore
+
+    data = {
+        "name": "grouped",
+        "model": "mlp",
+        "dataset": "digits",
+        "epochs": 1,
+        "densities": [0.1],
+        "criteria": ["magnitude", "snip"],
+        "growth": "gradient",
+        "seeds": [0, 1],
+        "engine": "batched",
+    }
+    suite = build_suite(data, dstbench.registry(), path=Path("grouped.toml"))
+    assert suite.engine == "batched"
+    outcome = run_suite(
+        suite, output=tmp_path, workers=2, device="cpu", stream=io.StringIO(), leaderboard=False
+    )
+    assert outcome.counts() == {"ok": 4}
+    store = RunStore(tmp_path)
+    for cell in suite.cells:
+        record = store.load(cell.run_id)
+        assert record["run_id"] == cell.run_id
+        assert record["timings"]["group_size"] == 2
+        assert record["execution"]["engine"] == "batched"

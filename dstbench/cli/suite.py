@@ -107,8 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_non_negative,
         default=None,
         metavar="K",
-        help="runs per batched group (default: the suite's `group`, else 0: one group per "
-        "worker)",
+        help="runs per batched group (default: the suite's `group`, else 0: one group per worker)",
     )
     parser.add_argument(
         "--retry",
