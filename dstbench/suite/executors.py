@@ -94,6 +94,11 @@ class ExecutionOptions:
     #: Seconds a run may take; the executor stops a run past it and reports it as failed
     #: with ``timed out after ...`` (None: no limit).
     timeout: float | None = None
+    #: The training engine: ``single`` (one run at a time) or ``batched`` (compatible runs
+    #: trained together, see :mod:`dstbench.batched`).
+    engine: str = "single"
+    #: Runs per batched group (0: automatic, see :func:`dstbench.batched.grouping.auto_group`).
+    group: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -91,6 +91,8 @@ META_KEYS: tuple[str, ...] = (
     "description",
     "jobs",
     "executor",
+    "engine",
+    "group",
     "setups",
     "data_root",
     "download",
@@ -98,6 +100,8 @@ META_KEYS: tuple[str, ...] = (
 )
 #: Longest suite name: it names a directory, and file systems cap a name at 255 bytes.
 MAX_NAME = 100
+#: The training engines a suite may ask for (``engine`` key).
+ENGINES: tuple[str, ...] = ("single", "batched")
 
 BASELINES: tuple[str, ...] = ("dense", "static")
 FIDELITIES: tuple[str, ...] = ("default", "paper")
@@ -165,6 +169,10 @@ class Suite:
     download: bool = False
     #: ``timeout`` key: seconds a run may take, or None for no limit.
     timeout: float | None = None
+    #: The training engine (``engine`` key): ``single`` or ``batched``.
+    engine: str = "single"
+    #: Runs per batched group (``group`` key); 0 chooses automatically.
+    group: int = 0
 
     def default_output(self) -> Path:
         """``results/<name>`` (relative to the working directory)."""
@@ -302,6 +310,12 @@ class _SuiteBuilder:
         timeout = data.get("timeout")
         if timeout is not None and not _positive_seconds(timeout):
             raise self.fail("timeout", f"expected a number of seconds > 0, got {timeout!r}")
+        engine = data.get("engine", "single")
+        if engine not in ENGINES:
+            raise self.fail("engine", f"expected one of {choices_text(ENGINES)}, got {engine!r}")
+        group = data.get("group", 0)
+        if isinstance(group, bool) or not isinstance(group, int) or group < 0:
+            raise self.fail("group", f"expected an integer >= 0 (0: automatic), got {group!r}")
 
         top = {k: v for k, v in data.items() if k in _SETUP_ALLOWED}
         top_excludes = [("exclude", i, e) for i, e in enumerate(_as_list(top.get("exclude", [])))]
@@ -366,6 +380,8 @@ class _SuiteBuilder:
             data_root=data_root,
             download=download,
             timeout=float(timeout) if timeout is not None else None,
+            engine=engine,
+            group=group,
         )
 
     def executor(self, ref: Any) -> dict[str, Any]:

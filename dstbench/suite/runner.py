@@ -180,6 +180,8 @@ def run_suite(
     data_root: str | None = None,
     download: bool = False,
     executor: dict[str, Any] | None = None,
+    engine: str | None = None,
+    group: int | None = None,
     retry: Sequence[str] = (),
     timeout: float | None = None,
     stream: TextIO | None = None,
@@ -194,6 +196,8 @@ def run_suite(
     :param workers: parallel runs (default: the suite's ``jobs``, else one per CPU, or one
         per GPU on CUDA).
     :param executor: ``{"name", "params"}`` overriding the suite's executor.
+    :param engine: ``single`` or ``batched``, overriding the suite's ``engine``.
+    :param group: runs per batched group (0: automatic), overriding the suite's ``group``.
     :param retry: statuses among ``diverged``/``invalid`` to run again as well.
     :param data_root: data directory (default: the suite's ``data_root``, then the defaults).
     :param download: let datasets download (also when the suite says ``download = true``).
@@ -260,6 +264,8 @@ def run_suite(
             artifact_root=str((store.root / "artifacts").resolve()),
             executor=str((executor or suite.executor)["name"]),
             timeout=timeout,
+            engine=engine or suite.engine,
+            group=suite.group if group is None else group,
         )
         jobs = [
             Job(c.run_id, c.spec, str(store.record_path(c.run_id).resolve()), c.label) for c in todo
