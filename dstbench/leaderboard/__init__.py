@@ -56,6 +56,10 @@ class Leaderboard:
     #: ``(path, why)`` of the records left out because they are not trusted.
     untrusted: tuple[tuple[Path, str], ...] = ()
 
+    def png(self, name: str) -> bytes:
+        """The PNG of plot ``name`` (see :meth:`image`)."""
+        return self.image(name, "png")
+
     def image(self, name: str, fmt: str = "png") -> bytes:
         """Plot ``name`` as ``png`` or ``svg``: accuracy vs density, or vs the swept key."""
         import matplotlib
