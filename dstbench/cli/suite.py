@@ -15,7 +15,7 @@ from dstbench.errors import DstbenchError, SuiteError
 from dstbench.plugins import get_plugins
 from dstbench.registry import Registry
 from dstbench.suite.cost import cost_text, estimate
-from dstbench.suite.loader import Suite, load_suite
+from dstbench.suite.loader import ENGINES, Suite, load_suite
 from dstbench.suite.runner import (
     RETRYABLE,
     STATUS_WORDS,
@@ -41,6 +41,16 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -86,6 +96,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="NAME[k=v]",
         help="executor overriding the suite's (default: the suite's, else 'local')",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=None,
+        help="single: one run at a time per worker; batched: compatible runs trained "
+        "together in one process (default: the suite's `engine`, else single)",
+    )
+    parser.add_argument(
+        "--group",
+        type=_non_negative,
+        default=None,
+        metavar="K",
+        help="runs per batched group (default: the suite's `group`, else 0: one group per worker)",
     )
     parser.add_argument(
         "--retry",
@@ -192,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         download=args.download,
         executor=executor,
+        engine=args.engine,
+        group=args.group,
         retry=args.retry,
         stream=sys.stdout,
         live=live,

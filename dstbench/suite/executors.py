@@ -91,6 +91,11 @@ class ExecutionOptions:
     artifact_root: str | None = None
     #: Name of the executor (recorded with every run, with ``workers``).
     executor: str = "local"
+    #: The training engine: ``single`` (one run at a time) or ``batched`` (compatible runs
+    #: trained together, see :mod:`dstbench.batched`).
+    engine: str = "single"
+    #: Runs per batched group (0: automatic, see :func:`dstbench.batched.grouping.auto_group`).
+    group: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -175,6 +175,8 @@ def run_suite(
     data_root: str | None = None,
     download: bool = False,
     executor: dict[str, Any] | None = None,
+    engine: str | None = None,
+    group: int | None = None,
     retry: Sequence[str] = (),
     stream: TextIO | None = None,
     live: bool | None = None,
@@ -188,6 +190,8 @@ def run_suite(
     :param workers: parallel runs (default: the suite's ``jobs``, else one per CPU, or one
         per GPU on CUDA).
     :param executor: ``{"name", "params"}`` overriding the suite's executor.
+    :param engine: ``single`` or ``batched``, overriding the suite's ``engine``.
+    :param group: runs per batched group (0: automatic), overriding the suite's ``group``.
     :param retry: statuses among ``diverged``/``invalid`` to run again as well.
     :param stream: where progress goes (default stderr); ``live`` forces the live line on/off.
     :returns: the outcome; its ``exit_code`` is what ``dstbench suite`` exits with.
@@ -221,6 +225,8 @@ def run_suite(
             download=download,
             artifact_root=str((store.root / "artifacts").resolve()),
             executor=str((executor or suite.executor)["name"]),
+            engine=engine or suite.engine,
+            group=suite.group if group is None else group,
         )
         jobs = [
             Job(c.run_id, c.spec, str(store.record_path(c.run_id).resolve()), c.label) for c in todo
