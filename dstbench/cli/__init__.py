@@ -17,7 +17,7 @@ from dstbench._version import __version__
 from dstbench.errors import DstbenchError
 
 #: Subcommand modules, in the order ``dstbench --help`` lists them.
-COMMANDS = ("run", "suite", "leaderboard", "plugins", "check_plugin")
+COMMANDS = ("run", "suite", "status", "leaderboard", "plugins", "check_plugin")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from dstbench.engine.interrupt import INTERRUPTED
 from dstbench.errors import SuiteError
 from dstbench.suite.executors import ExecutionOptions, Job, Reporter, available_cpus
 
@@ -167,6 +168,10 @@ class _Pool:
             run_id = message[1]
             worker.job = None
             self.reporter.finished(run_id)
+        elif kind == "interrupted":  # it checkpointed on a signal and is exiting
+            run_id = message[1]
+            worker.job = None
+            self.reporter.interrupted(run_id, f"worker {worker.name} was stopped; resumes")
 
     def handle_death(self, worker: _Worker) -> None:
         code = worker.process.exitcode
@@ -260,7 +265,10 @@ def worker_main(conn: Connection, name: str, device: str, threads: int, parent: 
         def progress(epoch: int, epochs: int, run_id: str = job.run_id) -> None:
             send(("epoch", run_id, epoch, epochs))
 
-        run_job(job, options, device=device, worker=name, progress=progress)
+        status = run_job(job, options, device=device, worker=name, progress=progress)
+        if status == INTERRUPTED:
+            send(("interrupted", job.run_id))
+            return
         send(("done", job.run_id))
 
 

@@ -21,6 +21,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from dstbench.engine.interrupt import (
+    INTERRUPTED,
+    INTERRUPTED_EXIT,
+    RunInterrupted,
+    stop_on_signals,
+)
 from dstbench.io import write_json_atomic
 from dstbench.suite.executors import ExecutionOptions, Job
 
@@ -54,6 +60,11 @@ def failure_record(
     return record
 
 
+def checkpoint_path(job: Job) -> Path:
+    """Where ``job`` keeps its in-run checkpoint: ``<results>/checkpoints/<run_id>.pt``."""
+    return Path(job.record_path).parent.parent / "checkpoints" / f"{job.run_id}.pt"
+
+
 def run_job(
     job: Job,
     options: ExecutionOptions,
@@ -62,7 +73,8 @@ def run_job(
     worker: str = "",
     progress: EpochProgress | None = None,
 ) -> str:
-    """Execute ``job`` and write its record to ``job.record_path``; return the status.
+    """Execute ``job`` and write its record to ``job.record_path``; return the status
+    (``"interrupted"`` when a signal stopped it: then it leaves a checkpoint, not a record).
 
     :param device: the device for this job (default: ``options.device``); executors that
         spread runs over GPUs pass each worker's own.
@@ -81,14 +93,16 @@ def run_job(
             progress(int(info["epoch"]), int(info["epochs"]))
 
     try:
-        record = execute(
-            job.spec,
-            device=device or options.device,
-            data_root=options.data_root,
-            download=options.download,
-            artifact_dir=artifact_dir,
-            progress=callback,
-        )
+        with stop_on_signals():
+            record = execute(
+                job.spec,
+                device=device or options.device,
+                data_root=options.data_root,
+                download=options.download,
+                artifact_dir=artifact_dir,
+                progress=callback,
+                **checkpoint_options(job, options),
+            )
         if record.get("run_id") != job.run_id:
             # This process normalized the spec differently: other plugins or versions.
             record = failure_record(
@@ -97,6 +111,8 @@ def run_job(
                 f"the worker's plugins turn this spec into run {record.get('run_id')!r}, not "
                 f"{job.run_id!r}; do the driver and the workers load the same plugins?",
             )
+    except RunInterrupted:
+        return INTERRUPTED
     except Exception as exc:  # e.g. a SpecError when a worker lacks a plugin
         record = failure_record(
             job.spec, job.run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc()
@@ -118,6 +134,12 @@ def run_job(
     return str(record["status"])
 
 
+def checkpoint_options(job: Job, options: ExecutionOptions) -> dict[str, Any]:
+    """The engine's checkpoint arguments for ``job``: its checkpoint file, and the
+    executor's default period for specs that leave ``checkpoint_every`` unset."""
+    return {}
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m dstbench.suite.worker JOB.json``: run one job from a file (for clusters)."""
     args = sys.argv[1:] if argv is None else argv
@@ -129,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     job = Job.from_dict(payload["job"])
     options = ExecutionOptions.from_dict(payload["options"])
     status = run_job(job, options, worker=payload.get("worker", platform.node()))
+    if status == INTERRUPTED:
+        return INTERRUPTED_EXIT
     return 0 if status == "ok" else 1
 
 
