@@ -119,7 +119,10 @@ class DaskExecutor:
         started: set[str] = set()
         try:
             while futures:
-                done, _ = wait(list(futures), timeout=1.0, return_when="FIRST_COMPLETED")
+                try:
+                    done, _ = wait(list(futures), timeout=1.0, return_when="FIRST_COMPLETED")
+                except TimeoutError:  # nothing ended this second
+                    done = set()
                 self._report_started(client, futures, started, reporter)
                 for future in done:
                     job = futures.pop(future)
