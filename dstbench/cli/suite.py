@@ -14,7 +14,7 @@ from dstbench.engine.spec import format_component, parse_component
 from dstbench.errors import DstbenchError, SuiteError
 from dstbench.plugins import get_plugins
 from dstbench.registry import Registry
-from dstbench.suite.loader import Suite, load_suite
+from dstbench.suite.loader import ENGINES, Suite, load_suite
 from dstbench.suite.runner import (
     RETRYABLE,
     STATUS_WORDS,
@@ -39,6 +39,16 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -90,6 +100,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="submit the runs to the executor's scheduler and return at once (slurm); "
         "`dstbench status FILE` follows them",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=None,
+        help="single: one run at a time per worker; batched: compatible runs trained "
+        "together in one process (default: the suite's `engine`, else single)",
+    )
+    parser.add_argument(
+        "--group",
+        type=_non_negative,
+        default=None,
+        metavar="K",
+        help="runs per batched group (default: the suite's `group`, else 0: one group per worker)",
     )
     parser.add_argument(
         "--retry",
@@ -191,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         download=args.download,
         executor=executor,
+        engine=args.engine,
+        group=args.group,
         retry=args.retry,
         detach=args.detach,
         stream=sys.stdout,

@@ -168,13 +168,21 @@ class TensorBatches:
     def __len__(self) -> int:
         return -(-len(self.split) // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch_order(self) -> torch.Tensor:
+        """The sample order of the next epoch (draws the epoch's permutation when shuffling).
+
+        The batched engine draws each run's order through this method, so that a run sees the
+        same batches whichever engine trains it.
+        """
         n = len(self.split)
         device = self.split.x.device
         if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(device)
-        else:
-            order = torch.arange(n, device=device)
+            return torch.randperm(n, generator=self.generator).to(device)
+        return torch.arange(n, device=device)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.split)
+        order = self.epoch_order()
         for start in range(0, n, self.batch_size):
             index = order[start : start + self.batch_size]
             size = index.shape[0]

@@ -108,6 +108,11 @@ class ExecutionOptions:
     #: Default in-run checkpoint period in epochs for runs whose spec leaves it unset: 0 never,
     #: None the engine's default (checkpoint long runs only).
     checkpoint_every: int | None = None
+    #: The training engine: ``single`` (one run at a time) or ``batched`` (compatible runs
+    #: trained together, see :mod:`dstbench.batched`).
+    engine: str = "single"
+    #: Runs per batched group (0: automatic, see :func:`dstbench.batched.grouping.auto_group`).
+    group: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

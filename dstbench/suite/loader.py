@@ -80,7 +80,17 @@ HYPER_KEYS: tuple[str, ...] = tuple(
 #: Keys allowed at the top level and in a setup, besides the ones above.
 OPTION_KEYS: tuple[str, ...] = ("baselines", "exclude", "fidelity")
 #: Keys allowed only at the top level.
-META_KEYS: tuple[str, ...] = ("name", "description", "jobs", "executor", "setups")
+META_KEYS: tuple[str, ...] = (
+    "name",
+    "description",
+    "jobs",
+    "executor",
+    "engine",
+    "group",
+    "setups",
+)
+#: The training engines a suite may ask for (``engine`` key).
+ENGINES: tuple[str, ...] = ("single", "batched")
 
 BASELINES: tuple[str, ...] = ("dense", "static")
 FIDELITIES: tuple[str, ...] = ("default", "paper")
@@ -138,6 +148,10 @@ class Suite:
     cells: list[Cell]
     #: Non-fatal remarks (e.g. an ``exclude`` entry that matches no run).
     warnings: list[str] = field(default_factory=list)
+    #: The training engine (``engine`` key): ``single`` or ``batched``.
+    engine: str = "single"
+    #: Runs per batched group (``group`` key); 0 chooses automatically.
+    group: int = 0
 
     def default_output(self) -> Path:
         """``results/<name>`` (relative to the working directory)."""
@@ -215,6 +229,12 @@ class _SuiteBuilder:
         if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
             raise self.fail("jobs", f"expected an integer >= 1, got {jobs!r}")
         executor = self.executor(data.get("executor", "local"))
+        engine = data.get("engine", "single")
+        if engine not in ENGINES:
+            raise self.fail("engine", f"expected one of {choices_text(ENGINES)}, got {engine!r}")
+        group = data.get("group", 0)
+        if isinstance(group, bool) or not isinstance(group, int) or group < 0:
+            raise self.fail("group", f"expected an integer >= 0 (0: automatic), got {group!r}")
 
         top = {k: v for k, v in data.items() if k in _SETUP_ALLOWED}
         top_excludes = [("exclude", i, e) for i, e in enumerate(_as_list(top.get("exclude", [])))]
@@ -262,6 +282,8 @@ class _SuiteBuilder:
             executor=executor,
             cells=[cell for _, cell in ordered],
             warnings=warnings,
+            engine=engine,
+            group=group,
         )
 
     def executor(self, ref: Any) -> dict[str, Any]:

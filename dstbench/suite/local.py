@@ -2,10 +2,11 @@
 
 Each worker is a fresh interpreter (the ``spawn`` start method: no state inherited from the
 driver, CUDA-safe), loads the plugins once, uses a fair share of the CPU threads, and gets its
-own GPU round-robin when there are GPUs. The driver hands one job at a time to each idle
-worker over a private pipe and waits on the pipes and the processes together, so it notices at
-once when a worker dies: the run it held is reported as failed, a fresh worker replaces it and
-the suite goes on.
+own GPU round-robin when there are GPUs. The driver hands one job at a time (with the batched
+engine: one group of compatible jobs, trained together) to each idle worker over a private
+pipe and waits on the pipes and the processes together, so it notices at once when a worker
+dies: the runs it held are reported as failed, a fresh worker replaces it and the suite goes
+on.
 
 Workers ignore Ctrl-C (the driver stops them) and exit by themselves when the driver dies, even
 by SIGKILL, so an interrupted suite never leaves stray trainers behind.
@@ -21,12 +22,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from dstbench.engine.interrupt import INTERRUPTED
 from dstbench.errors import SuiteError
 from dstbench.suite.executors import ExecutionOptions, Job, Reporter, available_cpus
 
@@ -68,10 +68,23 @@ class LocalExecutor:
         """Run every job; see :mod:`dstbench.suite.executors` for the contract."""
         if not jobs:
             return
-        count = max(1, min(options.workers, len(jobs)))
+        units = job_units(jobs, options)
+        count = max(1, min(options.workers, len(units)))
         threads = self.threads or max(1, available_cpus() // count)
         pool = _Pool(options, reporter, worker_devices(options.device, count), threads)
-        pool.run(jobs)
+        pool.run(units)
+
+
+def job_units(jobs: Sequence[Job], options: ExecutionOptions) -> list[list[Job]]:
+    """What a worker takes at a time: one job, or with the batched engine a group of
+    compatible jobs (``options.group`` at most; 0: one group per worker), largest first."""
+    if options.engine != "batched":
+        return [[job] for job in jobs]
+    from dstbench.batched.grouping import make_groups
+
+    units = make_groups(jobs, lambda job: job.spec, options.group, workers=options.workers)
+    # Largest groups first, so that the last group to start is a small one.
+    return sorted(units, key=len, reverse=True)
 
 
 # --- the driver side ---------------------------------------------------------------------
@@ -85,7 +98,8 @@ class _Worker:
     conn: Connection
     device: str
     ready: bool = False
-    job: Job | None = None
+    #: The jobs it is running: one, or a group trained together by the batched engine.
+    jobs: list[Job] = field(default_factory=list)
 
 
 class _Pool:
@@ -98,7 +112,7 @@ class _Pool:
         self.threads = threads
         self.context = multiprocessing.get_context("spawn")
         self.workers: list[_Worker] = []
-        self.pending: deque[Job] = deque()
+        self.pending: deque[list[Job]] = deque()
 
     def start(self, index: int) -> _Worker:
         ours, theirs = self.context.Pipe(duplex=True)
@@ -114,11 +128,11 @@ class _Pool:
         theirs.close()  # the child holds its end; ours sees EOF when the child dies
         return _Worker(name, index, process, ours, device)
 
-    def run(self, jobs: Sequence[Job]) -> None:
-        self.pending.extend(jobs)
+    def run(self, units: Sequence[list[Job]]) -> None:
+        self.pending.extend(units)
         try:
             self.workers = [self.start(i) for i in range(len(self.devices))]
-            while self.pending or any(w.job is not None for w in self.workers):
+            while self.pending or any(w.jobs for w in self.workers):
                 self.assign()
                 wait(
                     [w.conn for w in self.workers] + [w.process.sentinel for w in self.workers],
@@ -133,17 +147,18 @@ class _Pool:
 
     def assign(self) -> None:
         for worker in self.workers:
-            if not (worker.ready and worker.job is None and self.pending):
+            if not (worker.ready and not worker.jobs and self.pending):
                 continue
-            job = self.pending.popleft()
+            unit = self.pending.popleft()
             try:
-                worker.conn.send((job.to_dict(), self.options.to_dict()))
+                worker.conn.send(([job.to_dict() for job in unit], self.options.to_dict()))
             except OSError:  # it died just now; drain() replaces it
-                self.pending.appendleft(job)
+                self.pending.appendleft(unit)
                 continue
-            worker.job = job
+            worker.jobs = list(unit)
             where = worker.name if worker.device == "cpu" else f"{worker.name}@{worker.device}"
-            self.reporter.started(job.run_id, where)
+            for job in unit:
+                self.reporter.started(job.run_id, where)
 
     def drain(self, worker: _Worker) -> None:
         """Handle the worker's messages, then its death if it died."""
@@ -166,22 +181,23 @@ class _Pool:
             self.reporter.progress(run_id, epoch, epochs)
         elif kind == "done":
             run_id = message[1]
-            worker.job = None
+            worker.jobs = [job for job in worker.jobs if job.run_id != run_id]
             self.reporter.finished(run_id)
         elif kind == "interrupted":  # it checkpointed on a signal and is exiting
             run_id = message[1]
-            worker.job = None
+            worker.jobs = [job for job in worker.jobs if job.run_id != run_id]
             self.reporter.interrupted(run_id, f"worker {worker.name} was stopped; resumes")
 
     def handle_death(self, worker: _Worker) -> None:
         code = worker.process.exitcode
         worker.conn.close()
         self.workers.remove(worker)
-        if worker.job is not None:
-            job, worker.job = worker.job, None
-            self.reporter.finished(
-                job.run_id, f"worker {worker.name} died while running it ({_exit_text(code)})"
-            )
+        if worker.jobs:
+            jobs, worker.jobs = worker.jobs, []
+            for job in jobs:
+                self.reporter.finished(
+                    job.run_id, f"worker {worker.name} died while running it ({_exit_text(code)})"
+                )
         elif not worker.ready:
             msg = (
                 f"worker process {worker.name} failed to start ({_exit_text(code)}); see its "
@@ -236,7 +252,7 @@ def worker_main(conn: Connection, name: str, device: str, threads: int, parent: 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent(parent)
     from dstbench.plugins import get_plugins
-    from dstbench.suite.worker import configure_threads, run_job
+    from dstbench.suite.worker import configure_threads, run_group
 
     configure_threads(threads)
     if device.startswith("cuda"):
@@ -259,17 +275,16 @@ def worker_main(conn: Connection, name: str, device: str, threads: int, parent: 
             return
         if message is None:
             return
-        job = Job.from_dict(message[0])
+        jobs = [Job.from_dict(job) for job in message[0]]
         options = ExecutionOptions.from_dict(message[1])
 
-        def progress(epoch: int, epochs: int, run_id: str = job.run_id) -> None:
+        def progress(run_id: str, epoch: int, epochs: int) -> None:
             send(("epoch", run_id, epoch, epochs))
 
-        status = run_job(job, options, device=device, worker=name, progress=progress)
-        if status == INTERRUPTED:
-            send(("interrupted", job.run_id))
-            return
-        send(("done", job.run_id))
+        def finished(run_id: str) -> None:
+            send(("done", run_id))
+
+        run_group(jobs, options, device=device, worker=name, progress=progress, finished=finished)
 
 
 def _watch_parent(parent: int) -> None:

@@ -190,6 +190,8 @@ def run_suite(
     data_root: str | None = None,
     download: bool = False,
     executor: dict[str, Any] | None = None,
+    engine: str | None = None,
+    group: int | None = None,
     retry: Sequence[str] = (),
     detach: bool = False,
     stream: TextIO | None = None,
@@ -204,6 +206,8 @@ def run_suite(
     :param workers: parallel runs (default: the suite's ``jobs``, else one per CPU, or one
         per GPU on CUDA).
     :param executor: ``{"name", "params"}`` overriding the suite's executor.
+    :param engine: ``single`` or ``batched``, overriding the suite's ``engine``.
+    :param group: runs per batched group (0: automatic), overriding the suite's ``group``.
     :param retry: statuses among ``diverged``/``invalid`` to run again as well.
     :param detach: submit the runs and return (executors that queue them on a scheduler).
     :param stream: where progress goes (default stderr); ``live`` forces the live line on/off.
@@ -247,6 +251,8 @@ def run_suite(
             executor=str((executor or suite.executor)["name"]),
             output=str(store.root.resolve()),
             detach=detach,
+            engine=engine or suite.engine,
+            group=suite.group if group is None else group,
         )
         jobs = [
             Job(c.run_id, c.spec, str(store.record_path(c.run_id).resolve()), c.label) for c in todo

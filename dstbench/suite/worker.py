@@ -17,7 +17,7 @@ import os
 import platform
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +83,7 @@ def run_job(
     """
     from dstbench.engine.train import execute
 
-    artifact_dir = Path(options.artifact_root) / job.run_id if options.artifact_root else None
-    if artifact_dir is not None:
-        artifact_dir.mkdir(parents=True, exist_ok=True)
+    artifact_dir = _artifact_dir(options, job)
     callback = None
     if progress is not None:
 
@@ -101,26 +99,49 @@ def run_job(
                 download=options.download,
                 artifact_dir=artifact_dir,
                 progress=callback,
-                **checkpoint_options(job, options),
             )
-        if record.get("run_id") != job.run_id:
-            # This process normalized the spec differently: other plugins or versions.
-            record = failure_record(
-                job.spec,
-                job.run_id,
-                f"the worker's plugins turn this spec into run {record.get('run_id')!r}, not "
-                f"{job.run_id!r}; do the driver and the workers load the same plugins?",
-            )
+        record = _checked(job, record)
     except RunInterrupted:
         return INTERRUPTED
     except Exception as exc:  # e.g. a SpecError when a worker lacks a plugin
         record = failure_record(
             job.spec, job.run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc()
         )
-    if artifact_dir is not None:
+    _finish_artifacts(artifact_dir)
+    _write(job, options, record, worker)
+    return str(record["status"])
+
+
+def _artifact_dir(options: ExecutionOptions, job: Job) -> Path | None:
+    """The run's artifact directory, created for observers (None without an artifact root)."""
+    if not options.artifact_root:
+        return None
+    directory = Path(options.artifact_root) / job.run_id
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _finish_artifacts(directory: Path | None) -> None:
+    if directory is not None:
         with contextlib.suppress(OSError):  # keep it only if an observer wrote into it
-            artifact_dir.rmdir()
-            artifact_dir.parent.rmdir()
+            directory.rmdir()
+            directory.parent.rmdir()
+
+
+def _checked(job: Job, record: dict[str, Any]) -> dict[str, Any]:
+    """``record``, or a failure record when this process gave the spec another run id."""
+    if record.get("run_id") == job.run_id:
+        return record
+    # This process normalized the spec differently: other plugins or versions.
+    return failure_record(
+        job.spec,
+        job.run_id,
+        f"the worker's plugins turn this spec into run {record.get('run_id')!r}, not "
+        f"{job.run_id!r}; do the driver and the workers load the same plugins?",
+    )
+
+
+def _write(job: Job, options: ExecutionOptions, record: dict[str, Any], worker: str) -> None:
     import torch
 
     record["execution"] = {
@@ -129,28 +150,91 @@ def run_job(
         "worker": worker,
         "host": platform.node(),
         "torch_threads": torch.get_num_threads(),
+        "engine": "batched" if "group_size" in record.get("timings", {}) else "single",
     }
     write_json_atomic(job.record_path, record)
-    return str(record["status"])
 
 
-def checkpoint_options(job: Job, options: ExecutionOptions) -> dict[str, Any]:
-    """The engine's checkpoint arguments for ``job``: its checkpoint file, and the
-    executor's default period for specs that leave ``checkpoint_every`` unset."""
-    return {}
+def run_group(
+    jobs: Sequence[Job],
+    options: ExecutionOptions,
+    *,
+    device: str | None = None,
+    worker: str = "",
+    progress: Callable[[str, int, int], None] | None = None,
+    finished: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Execute ``jobs`` together with the batched engine, write each record; return statuses.
+
+    Like :func:`run_job`, never raises for a failing run: each run's record is written
+    (``failed`` for all of them when the group itself could not train).
+
+    :param progress: called after every epoch of every run with ``(run_id, epoch, epochs)``.
+    :param finished: called with each run id once its record is written.
+    """
+    if len(jobs) == 1 and options.engine != "batched":
+        status = run_job(
+            jobs[0],
+            options,
+            device=device,
+            worker=worker,
+            progress=(lambda e, n: progress(jobs[0].run_id, e, n)) if progress else None,
+        )
+        if finished:
+            finished(jobs[0].run_id)
+        return [status]
+    from dstbench.batched.engine import execute_group
+
+    dirs = [_artifact_dir(options, job) for job in jobs]
+    callback = None
+    if progress is not None:
+
+        def callback(index: int, info: dict[str, Any]) -> None:
+            progress(jobs[index].run_id, int(info["epoch"]), int(info["epochs"]))
+
+    try:
+        records = execute_group(
+            [job.spec for job in jobs],
+            device=device or options.device,
+            data_root=options.data_root,
+            download=options.download,
+            artifact_dirs=dirs,
+            progress=callback,
+        )
+    except Exception as exc:  # e.g. a SpecError when a worker lacks a plugin
+        trace = traceback.format_exc()
+        message = f"{type(exc).__name__}: {exc}"
+        records = [failure_record(job.spec, job.run_id, message, trace) for job in jobs]
+    statuses = []
+    for job, record, directory in zip(jobs, records, dirs, strict=True):
+        record = _checked(job, record)
+        _finish_artifacts(directory)
+        _write(job, options, record, worker)
+        statuses.append(str(record["status"]))
+        if finished:
+            finished(job.run_id)
+    return statuses
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m dstbench.suite.worker JOB.json``: run one job from a file (for clusters)."""
+    """``python -m dstbench.suite.worker JOB.json``: run one job from a file (for clusters).
+
+    The file holds ``{"job": ..., "options": ...}``, or ``{"jobs": [...], "options": ...}``
+    for a group of compatible jobs trained together by the batched engine.
+    """
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         sys.stderr.write("usage: python -m dstbench.suite.worker JOB.json\n")
         return 2
     with open(args[0], encoding="utf-8") as handle:
         payload = json.load(handle)
-    job = Job.from_dict(payload["job"])
     options = ExecutionOptions.from_dict(payload["options"])
-    status = run_job(job, options, worker=payload.get("worker", platform.node()))
+    where = payload.get("worker", platform.node())
+    if "jobs" in payload:
+        jobs = [Job.from_dict(job) for job in payload["jobs"]]
+        statuses = run_group(jobs, options, worker=where)
+        return 0 if all(status == "ok" for status in statuses) else 1
+    status = run_job(Job.from_dict(payload["job"]), options, worker=where)
     if status == INTERRUPTED:
         return INTERRUPTED_EXIT
     return 0 if status == "ok" else 1

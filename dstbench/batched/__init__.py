@@ -1,0 +1,1 @@
+"""The batched engine: many compatible runs trained together in one process."""
