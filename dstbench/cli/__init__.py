@@ -20,6 +20,7 @@ from dstbench.errors import DstbenchError
 COMMANDS = (
     "run",
     "suite",
+    "status",
     "leaderboard",
     "analyze",
     "compare",

@@ -183,6 +183,10 @@ class _Pool:
             run_id = message[1]
             worker.jobs = [job for job in worker.jobs if job.run_id != run_id]
             self.reporter.finished(run_id)
+        elif kind == "interrupted":  # it checkpointed on a signal and is exiting
+            run_id = message[1]
+            worker.jobs = [job for job in worker.jobs if job.run_id != run_id]
+            self.reporter.interrupted(run_id, f"worker {worker.name} was stopped; resumes")
 
     def handle_death(self, worker: _Worker) -> None:
         code = worker.process.exitcode

@@ -70,6 +70,8 @@ class ProgressDisplay:
         self.finished = 0
         self.failures = 0
         self.running: dict[str, _Running] = {}
+        #: Runs waiting in a scheduler's queue.
+        self.pending: set[str] = set()
         self._line_shown = False
 
     # --- events --------------------------------------------------------------------------
@@ -77,7 +79,19 @@ class ProgressDisplay:
     def run_started(self, run_id: str, label: str, where: str) -> None:
         """A run started on ``where``."""
         self.running[run_id] = _Running(label, where)
+        self.pending.discard(run_id)
         self._refresh()
+
+    def run_queued(self, run_id: str) -> None:
+        """A run waits in a scheduler's queue."""
+        self.pending.add(run_id)
+        self._refresh()
+
+    def run_interrupted(self, run_id: str, label: str, why: str) -> None:
+        """A run stopped early and checkpointed; it stays to run (and resumes)."""
+        self.running.pop(run_id, None)
+        self.pending.discard(run_id)
+        self._print(f"{'':>{2 * len(str(self.total)) + 3}} {'stopped':<{_WIDTH}} {label} | {why}")
 
     def run_progress(self, run_id: str, epoch: int, epochs: int) -> None:
         """A running run finished an epoch."""
@@ -89,6 +103,7 @@ class ProgressDisplay:
     def run_finished(self, run_id: str, label: str, record: dict[str, Any] | None) -> None:
         """A run ended; ``record`` is what it left in the store."""
         self.running.pop(run_id, None)
+        self.pending.discard(run_id)
         self.finished += 1
         self.done += 1
         status = record["status"] if record else "failed"
@@ -114,10 +129,14 @@ class ProgressDisplay:
         return elapsed / progress * max(0.0, self.to_run - progress)
 
     def counts_text(self) -> str:
-        """``12/80 done, 1 failed, ETA 1m30s``."""
+        """``12/80 done, 1 failed, 3 running, 40 pending, ETA 1m30s`` (pending and running
+        when a scheduler queues the runs)."""
         parts = [f"{self.done}/{self.total} done"]
         if self.failures:
             parts.append(f"{self.failures} failed")
+        if self.pending:
+            parts.append(f"{len(self.running)} running")
+            parts.append(f"{len(self.pending)} pending")
         eta = self.eta_seconds()
         if self.finished < self.to_run:
             parts.append(f"ETA {format_duration(eta)}" if eta is not None else "ETA ?")
