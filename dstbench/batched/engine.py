@@ -575,6 +575,9 @@ def execute_group(
     normalized = [normalize_spec(spec, plugins.registry) for spec in specs]
     if not normalized:
         return []
+    if any(spec.get("jaccard_at_init") for spec in normalized):
+        # one pruning step on untrained weights: nothing to batch; the single engine does it
+        raise DstbenchError("batched engine: jaccard_at_init runs need the single engine")
     keys = {group_key(spec) for spec in normalized}
     if len(keys) > 1:
         raise DstbenchError(

@@ -21,6 +21,7 @@ from dstbench.errors import DstbenchError
 COMMANDS = (
     "run",
     "suite",
+    "status",
     "leaderboard",
     "analyze",
     "compare",

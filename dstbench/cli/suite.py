@@ -122,6 +122,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="executor overriding the suite's (default: the suite's, else 'local')",
     )
     parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="submit the runs to the executor's scheduler and return at once (slurm); "
+        "`dstbench status FILE` follows them",
+    )
+    parser.add_argument(
         "--engine",
         choices=ENGINES,
         default=None,
@@ -257,6 +263,7 @@ def run(args: argparse.Namespace) -> int:
         group=args.group,
         retry=args.retry,
         timeout=args.timeout,
+        detach=args.detach,
         stream=sys.stdout,
         live=live,
         leaderboard=not args.no_leaderboard,

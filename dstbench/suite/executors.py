@@ -33,9 +33,19 @@ The contract, which keeps resume and failure isolation the same whatever the exe
   ``progress`` after each epoch if it can, and ``finished`` exactly once per job, with an
   ``error`` message when the job's process died without writing its record (the suite then
   records the run as failed with that message).
-* ``run`` returns once every job has finished. On ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM
-  turned into one by the suite) it stops what it started, then re-raises; runs that did not
-  finish are simply not recorded, and the next invocation of the suite runs them.
+* A job whose worker was asked to stop (SIGTERM or SIGUSR1: preemption, a time limit,
+  Ctrl-C) checkpoints and exits with :data:`~dstbench.engine.interrupt.INTERRUPTED_EXIT`
+  (``run_job`` returns ``"interrupted"``); the executor reports it with ``interrupted``, not
+  as a failure, and the next attempt resumes it from its checkpoint.
+* ``run`` returns once every job has finished, or, with ``options.detach``, once every job is
+  submitted (executors that queue jobs elsewhere: :meth:`Reporter.queued` says where). On
+  ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM turned into one by the suite) it stops what it
+  started, then re-raises; runs that did not finish are simply not recorded, and the next
+  invocation of the suite runs them (from their checkpoints).
+
+Executors that submit to a scheduler keep a :class:`~dstbench.suite.ledger.Ledger` (run ->
+job id) in ``options.output`` and may offer ``job_states(job_ids) -> {job_id: JobState}``,
+which ``dstbench status`` uses to tell pending and running runs apart.
 """
 
 from __future__ import annotations
@@ -94,6 +104,13 @@ class ExecutionOptions:
     #: Seconds a run may take; the executor stops a run past it and reports it as failed
     #: with ``timed out after ...`` (None: no limit).
     timeout: float | None = None
+    #: The suite's results directory (where a scheduler executor keeps its ledger and logs).
+    output: str | None = None
+    #: Submit and return without waiting (executors that queue jobs on a scheduler).
+    detach: bool = False
+    #: Default in-run checkpoint period in epochs for runs whose spec leaves it unset: 0 never,
+    #: None the engine's default (checkpoint long runs only).
+    checkpoint_every: int | None = None
     #: The training engine: ``single`` (one run at a time) or ``batched`` (compatible runs
     #: trained together, see :mod:`dstbench.batched`).
     engine: str = "single"
@@ -120,8 +137,31 @@ class Reporter(Protocol):
     def progress(self, run_id: str, epoch: int, epochs: int) -> None:
         """Job ``run_id`` finished epoch ``epoch`` of ``epochs``."""
 
-    def finished(self, run_id: str, error: str | None = None) -> None:
-        """Job ``run_id`` is over; ``error`` says why when its process died without a record."""
+    def finished(self, run_id: str, error: str | None = None, log: str | None = None) -> None:
+        """Job ``run_id`` is over; ``error`` says why when its process died without a record
+        (``log``: the tail of its log, kept in the failure record)."""
+
+    def queued(self, run_id: str, where: str) -> None:
+        """Job ``run_id`` waits in a scheduler's queue as ``where`` (e.g. ``slurm 1234_5``)."""
+
+    def interrupted(self, run_id: str, why: str) -> None:
+        """Job ``run_id`` stopped early and checkpointed; it resumes on its next attempt."""
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What a scheduler says about one job: ``pending``, ``running`` or ``ended``."""
+
+    phase: str
+    #: The scheduler's own word (``PENDING``, ``TIMEOUT``, ``CANCELLED by 0``, ...).
+    state: str = ""
+    #: Why, when the scheduler says (``Resources``, ``BeginTime``, an exit code, ...).
+    reason: str = ""
+
+    @property
+    def alive(self) -> bool:
+        """Pending or running: the job may still write its records."""
+        return self.phase in ("pending", "running")
 
 
 @runtime_checkable

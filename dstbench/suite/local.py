@@ -189,6 +189,10 @@ class _Pool:
             error = message[2] if len(message) > 2 else None
             worker.jobs = [job for job in worker.jobs if job.run_id != run_id]
             self.reporter.finished(run_id, error)
+        elif kind == "interrupted":  # it checkpointed on a signal and is exiting
+            run_id = message[1]
+            worker.jobs = [job for job in worker.jobs if job.run_id != run_id]
+            self.reporter.interrupted(run_id, f"worker {worker.name} was stopped; resumes")
 
     def stop_overdue(self) -> None:
         """Kill the workers whose runs are past the time limit; their runs are failed.

@@ -103,6 +103,8 @@ class ProgressDisplay:
         self.failures = 0
         self.durations: list[float] = []
         self.running: dict[str, _Running] = {}
+        #: Runs waiting in a scheduler's queue.
+        self.pending: set[str] = set()
         self._lock = threading.RLock()  # rich redraws from its own thread
         self._live: Any = None
         if self.live:
@@ -117,7 +119,19 @@ class ProgressDisplay:
             if self.first_start is None:
                 self.first_start = now
             self.running[run_id] = _Running(label, where, now)
+            self.pending.discard(run_id)
         self._refresh()
+
+    def run_queued(self, run_id: str) -> None:
+        """A run waits in a scheduler's queue."""
+        self.pending.add(run_id)
+        self._refresh()
+
+    def run_interrupted(self, run_id: str, label: str, why: str) -> None:
+        """A run stopped early and checkpointed; it stays to run (and resumes)."""
+        self.running.pop(run_id, None)
+        self.pending.discard(run_id)
+        self._print(f"{'':>{2 * len(str(self.total)) + 3}} {'stopped':<{_WIDTH}} {label} | {why}")
 
     def run_progress(self, run_id: str, epoch: int, epochs: int) -> None:
         """A running run finished an epoch."""
@@ -131,6 +145,7 @@ class ProgressDisplay:
         """A run ended; ``record`` is what it left in the store."""
         with self._lock:
             running = self.running.pop(run_id, None)
+            self.pending.discard(run_id)
             if running is not None:
                 self.durations.append(self.clock() - running.started)
             self.finished += 1
@@ -184,10 +199,14 @@ class ProgressDisplay:
     # --- text ----------------------------------------------------------------------------
 
     def counts_text(self) -> str:
-        """``12/80 done, 1 failed, 40/h, ETA 1m30s``."""
+        """``12/80 done, 1 failed, 3 running, 40 pending, 40/h, ETA 1m30s`` (running and
+        pending when a scheduler queues the runs)."""
         parts = [f"{self.done}/{self.total} done"]
         if self.failures:
             parts.append(f"{self.failures} failed")
+        if self.pending:
+            parts.append(f"{len(self.running)} running")
+            parts.append(f"{len(self.pending)} pending")
         rate = self.rate_per_hour()
         if rate is not None:
             parts.append(f"{rate:.3g}/h")

@@ -91,6 +91,8 @@ class SuiteOutcome:
     workers: int
     seconds: float
     interrupted: bool = False
+    #: Runs handed to a scheduler and left there (``--detach``); None when not detached.
+    detached: int | None = None
     leaderboard: Path | None = None
     #: Lines of the failures, for the summary.
     problems: list[str] = field(default_factory=list)
@@ -127,6 +129,7 @@ class _Reporter:
         self.single_setup = len({c.setup for c in cells.values()}) == 1
         self.lock = threading.Lock()  # executors may report from several threads
         self.ran = 0
+        self.queued_runs = 0
 
     def started(self, run_id: str, where: str) -> None:
         with self.lock:
@@ -139,7 +142,16 @@ class _Reporter:
         with self.lock:
             self.display.run_progress(run_id, epoch, epochs)
 
-    def finished(self, run_id: str, error: str | None = None) -> None:
+    def queued(self, run_id: str, where: str) -> None:
+        with self.lock:
+            self.queued_runs += 1
+            self.display.run_queued(run_id)
+
+    def interrupted(self, run_id: str, why: str) -> None:
+        with self.lock:
+            self.display.run_interrupted(run_id, self.cells[run_id].label, why)
+
+    def finished(self, run_id: str, error: str | None = None, log: str | None = None) -> None:
         with self.lock:
             cell = self.cells[run_id]
             record = self.store.load(run_id)
@@ -147,6 +159,8 @@ class _Reporter:
             # not turn that result into a failure: only a missing or failed record is replaced.
             if error is not None and (record is None or record["status"] == "failed"):
                 record = failure_record(cell.spec, run_id, error)
+                if log:
+                    record["error"]["log_tail"] = log
                 self.store.write(record)
             elif record is None:
                 record = failure_record(cell.spec, run_id, "the run ended without a record")
@@ -184,6 +198,7 @@ def run_suite(
     group: int | None = None,
     retry: Sequence[str] = (),
     timeout: float | None = None,
+    detach: bool = False,
     stream: TextIO | None = None,
     live: bool | None = None,
     heartbeat: float = 60.0,
@@ -206,6 +221,7 @@ def run_suite(
     :raises DstbenchError: before anything is written, when the device is unusable, a
         dataset's files are missing (one line per dataset), or the results directory cannot
         be written.
+    :param detach: submit the runs and return (executors that queue them on a scheduler).
     :param stream: where progress goes (default stderr); ``live`` forces the live line on/off.
     :returns: the outcome; its ``exit_code`` is what ``dstbench suite`` exits with.
 
@@ -256,6 +272,13 @@ def run_suite(
         count = workers or suite.jobs or default_workers(device)
         count = max(1, min(count, len(todo))) if todo else max(1, count)
         runner = make_executor(executor or suite.executor, registry)
+        if detach and not callable(getattr(runner, "job_states", None)):
+            name = (executor or suite.executor)["name"]
+            msg = (
+                f"--detach: executor {name!r} runs the suite in this process; detach needs "
+                "one that queues runs on a scheduler (slurm)"
+            )
+            raise SuiteError(msg)
         options = ExecutionOptions(
             workers=count,
             device=device,
@@ -264,6 +287,8 @@ def run_suite(
             artifact_root=str((store.root / "artifacts").resolve()),
             executor=str((executor or suite.executor)["name"]),
             timeout=timeout,
+            output=str(store.root.resolve()),
+            detach=detach,
             engine=engine or suite.engine,
             group=suite.group if group is None else group,
         )
@@ -308,6 +333,7 @@ def run_suite(
             workers=count,
             seconds=time.monotonic() - started,
             interrupted=interrupted,
+            detached=reporter.queued_runs if detach and not interrupted else None,
             problems=_problem_lines(store, suite.cells, statuses),
         )
         if leaderboard and any(s != MISSING for s in statuses.values()):
@@ -346,6 +372,11 @@ def summary_lines(outcome: SuiteOutcome) -> list[str]:
         f" with {outcome.workers} worker{'s' if outcome.workers != 1 else ''}"
     )
     lines = [head, *outcome.problems]
+    if outcome.detached is not None:
+        lines.append(
+            f"detached: {outcome.detached} runs queued on the scheduler; follow them with "
+            f"`dstbench status {outcome.suite.path}`, collect with `dstbench suite` again"
+        )
     if outcome.interrupted:
         lines.append(
             "interrupted: finished runs are saved; run the same command again to do the rest"

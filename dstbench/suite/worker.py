@@ -21,6 +21,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dstbench.engine.interrupt import (
+    INTERRUPTED,
+    INTERRUPTED_EXIT,
+    RunInterrupted,
+    stop_on_signals,
+)
 from dstbench.io import OutputError, write_json_atomic
 from dstbench.suite.executors import ExecutionOptions, Job
 
@@ -54,6 +60,11 @@ def failure_record(
     return record
 
 
+def checkpoint_path(job: Job) -> Path:
+    """Where ``job`` keeps its in-run checkpoint: ``<results>/checkpoints/<run_id>.pt``."""
+    return Path(job.record_path).parent.parent / "checkpoints" / f"{job.run_id}.pt"
+
+
 def run_job(
     job: Job,
     options: ExecutionOptions,
@@ -62,7 +73,8 @@ def run_job(
     worker: str = "",
     progress: EpochProgress | None = None,
 ) -> str:
-    """Execute ``job`` and write its record to ``job.record_path``; return the status.
+    """Execute ``job`` and write its record to ``job.record_path``; return the status
+    (``"interrupted"`` when a signal stopped it: then it leaves a checkpoint, not a record).
 
     :param device: the device for this job (default: ``options.device``); executors that
         spread runs over GPUs pass each worker's own.
@@ -80,15 +92,18 @@ def run_job(
             progress(int(info["epoch"]), int(info["epochs"]))
 
     try:
-        record = execute(
-            job.spec,
-            device=device or options.device,
-            data_root=options.data_root,
-            download=options.download,
-            artifact_dir=artifact_dir,
-            progress=callback,
-        )
+        with stop_on_signals():
+            record = execute(
+                job.spec,
+                device=device or options.device,
+                data_root=options.data_root,
+                download=options.download,
+                artifact_dir=artifact_dir,
+                progress=callback,
+            )
         record = _checked(job, record)
+    except RunInterrupted:
+        return INTERRUPTED
     except Exception as exc:  # e.g. a SpecError when a worker lacks a plugin
         record = failure_record(
             job.spec, job.run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc()
@@ -223,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             statuses = run_group(jobs, options, worker=where)
             return 0 if all(status == "ok" for status in statuses) else 1
         status = run_job(Job.from_dict(payload["job"]), options, worker=where)
+        if status == INTERRUPTED:
+            return INTERRUPTED_EXIT
     except OutputError as exc:
         sys.stderr.write(f"dstbench worker: cannot write the record: {exc}\n")
         return 2

@@ -1,0 +1,408 @@
+"""The built-in ``slurm`` executor: a suite's runs as SLURM job arrays, through submitit.
+
+One array task runs one run by default, or ``pack`` runs one after the other (tiny runs must
+not flood the scheduler). A task executes :func:`dstbench.suite.worker.run_job`, which writes
+each record atomically into ``<results>/runs/``; its log is in ``<results>/slurm/<job id>/``.
+The driver follows the suite from the records and the scheduler (``squeue``, and ``sacct``
+where accounting runs) and keeps a :class:`~dstbench.suite.ledger.Ledger` of which job holds
+which run, so that ``--detach`` can submit and return, and a later invocation never submits a
+run whose job is still alive.
+
+A job that ends without a record (``scancel``, time limit, out of memory, node failure) is
+recorded as failed with the scheduler's state and the tail of its log. Preemption and time
+limits follow submitit's checkpointing protocol: the run checkpoints (SIGTERM, or the
+SIGUSR2 that SLURM sends ``signal_delay_s`` before the limit), the task requeues itself and
+the requeued task resumes from the checkpoint. Every path must be on a filesystem that the
+submitting machine and the nodes share.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dstbench.engine.interrupt import INTERRUPTED, INTERRUPTED_EXIT, stop_on_signals
+from dstbench.errors import SuiteError
+from dstbench.io import read_json
+from dstbench.suite import scheduler
+from dstbench.suite.executors import ExecutionOptions, Job, JobState, Reporter
+from dstbench.suite.ledger import Ledger
+
+NAME = "slurm"
+#: Lines of a job's log kept in the failure record of a run it did not finish.
+LOG_TAIL_LINES = 30
+#: Records that a task does not run again when it is requeued.
+_FINISHED = ("ok", "diverged", "invalid")
+
+
+def _requirements() -> None:
+    """Fail with one line when submitit or SLURM's commands are missing."""
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise SuiteError("executor 'slurm' needs submitit: pip install 'dstbench[slurm]'") from None
+    if shutil.which("sbatch") is None:
+        raise SuiteError(
+            "executor 'slurm' needs SLURM's sbatch on PATH: run on a SLURM login node, or "
+            "install SLURM (e.g. Debian's slurm-wlm)"
+        )
+
+
+def _positive(name: str, value: int, minimum: int = 1) -> None:
+    if value < minimum:
+        raise SuiteError(
+            f"executor 'slurm' parameter {name!r} expects an integer >= {minimum}, got {value}"
+        )
+
+
+def _sbatch_options(extra: Sequence[Any]) -> dict[str, Any]:
+    """``["--exclusive", "--nice=10"]`` -> submitit's ``additional_parameters``."""
+    options: dict[str, Any] = {}
+    for item in extra:
+        if not isinstance(item, str) or not item.startswith("--") or len(item) < 3:
+            msg = (
+                f"executor 'slurm' parameter 'extra': expected sbatch long options such as "
+                f"'--exclusive' or '--nice=10', got {item!r}"
+            )
+            raise SuiteError(msg)
+        key, sep, value = item[2:].partition("=")
+        options[key] = value if sep else True
+    return options
+
+
+class SlurmExecutor:
+    """Submit runs as SLURM job arrays (see the module docstring).
+
+    :param partition: partition to submit to (empty: the cluster's default).
+    :param time: time limit of a task, in minutes.
+    :param gpus_per_job: GPUs each task asks for.
+    :param cpus_per_task: CPUs each task asks for (and the torch threads it uses).
+    :param mem_gb: memory per task in GB (0: the cluster's default).
+    :param account: account to charge (empty: the user's default).
+    :param qos: quality of service (empty: the default).
+    :param constraint: node features required (``--constraint``).
+    :param array_parallelism: tasks of an array running at once (0: no limit of ours).
+    :param pack: runs per array task, run one after the other.
+    :param extra: further sbatch options, e.g. ``["--exclusive", "--nice=10"]``.
+    :param poll: seconds between looks at the scheduler and the records.
+    """
+
+    def __init__(
+        self,
+        partition: str = "",
+        time: int = 60,
+        gpus_per_job: int = 0,
+        cpus_per_task: int = 1,
+        mem_gb: float = 0.0,
+        account: str = "",
+        qos: str = "",
+        constraint: str = "",
+        array_parallelism: int = 0,
+        pack: int = 1,
+        extra: tuple[str, ...] = (),
+        poll: float = 5.0,
+    ) -> None:
+        _positive("time", time)
+        _positive("gpus_per_job", gpus_per_job, 0)
+        _positive("cpus_per_task", cpus_per_task)
+        _positive("array_parallelism", array_parallelism, 0)
+        _positive("pack", pack)
+        if mem_gb < 0:
+            raise SuiteError(
+                f"executor 'slurm' parameter 'mem_gb' expects a number >= 0, got {mem_gb}"
+            )
+        if poll <= 0:
+            raise SuiteError(f"executor 'slurm' parameter 'poll' expects seconds > 0, got {poll}")
+        self.partition = partition
+        self.time = time
+        self.gpus_per_job = gpus_per_job
+        self.cpus_per_task = cpus_per_task
+        self.mem_gb = mem_gb
+        self.account = account
+        self.qos = qos
+        self.constraint = constraint
+        self.array_parallelism = array_parallelism
+        self.pack = pack
+        self.extra = _sbatch_options(extra)
+        self.poll = poll
+        _requirements()
+
+    # --- the scheduler -------------------------------------------------------------------
+
+    def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        """What SLURM says about each job (``dstbench status`` asks this)."""
+        return scheduler.job_states(job_ids)
+
+    def parameters(self) -> dict[str, Any]:
+        """submitit's parameters for this executor's tasks."""
+        params: dict[str, Any] = {
+            "time": self.time,
+            "cpus_per_task": self.cpus_per_task,
+            "ntasks_per_node": 1,
+            "nodes": 1,
+            "stderr_to_stdout": True,
+        }
+        if self.array_parallelism:
+            params["array_parallelism"] = self.array_parallelism
+        optional = {
+            "partition": self.partition,
+            "gpus_per_node": self.gpus_per_job,
+            "account": self.account,
+            "qos": self.qos,
+            "constraint": self.constraint,
+        }
+        params.update({k: v for k, v in optional.items() if v})
+        if self.mem_gb:
+            params["mem"] = (
+                f"{int(self.mem_gb)}GB"
+                if self.mem_gb == int(self.mem_gb)
+                else f"{int(self.mem_gb * 1024)}MB"
+            )
+        if self.extra:
+            params["additional_parameters"] = dict(self.extra)
+        return params
+
+    # --- the driver ----------------------------------------------------------------------
+
+    def run(self, jobs: Sequence[Job], options: ExecutionOptions, reporter: Reporter) -> None:
+        """Submit what is not queued already, then follow every job until it ends (or
+        return at once with ``options.detach``)."""
+        if not jobs:
+            return
+        if options.output is None:
+            raise SuiteError("executor 'slurm' needs the suite's results directory")
+        root = Path(options.output).resolve()
+        ledger = Ledger(root)
+        known = ledger.load()
+        tracker = _Tracker(root, reporter)
+        by_id = {job.run_id: job for job in jobs}
+        alive_jobs = {e.job_id for r, e in known.items() if r in by_id and e.executor == NAME}
+        states = scheduler.job_states(alive_jobs) if alive_jobs else {}
+        fresh: list[Job] = []
+        for job in jobs:
+            entry = known.get(job.run_id)
+            state = states.get(entry.job_id) if entry is not None else None
+            if entry is not None and state is not None and state.alive:
+                tracker.adopt(entry.job_id, [r for r in entry.pack if r in by_id] or [job.run_id])
+            else:
+                fresh.append(job)
+        submitted: list[str] = []
+        try:
+            if fresh:
+                submitted = self._submit(fresh, options, root, ledger, tracker)
+            for task in tracker.tasks.values():
+                for run_id in task.run_ids:
+                    reporter.queued(run_id, f"slurm {task.job_id}")
+            if options.detach:
+                return
+            tracker.follow(self.poll)
+        except KeyboardInterrupt:
+            # Stop what this invocation submitted; its runs checkpoint on SIGTERM and the
+            # next invocation resumes them. Jobs adopted from an earlier, detached
+            # invocation are left alone.
+            scheduler.scancel(submitted)
+            raise
+
+    def _submit(
+        self,
+        jobs: Sequence[Job],
+        options: ExecutionOptions,
+        root: Path,
+        ledger: Ledger,
+        tracker: _Tracker,
+    ) -> list[str]:
+        import submitit
+
+        folder = root / "slurm"
+        folder.mkdir(parents=True, exist_ok=True)
+        executor = submitit.SlurmExecutor(folder=str(folder / "%j"), max_num_timeout=3)
+        executor.update_parameters(job_name=f"dstbench-{root.name}", **self.parameters())
+        task_options = ExecutionOptions(
+            **{**options.to_dict(), "executor": NAME, "detach": False}
+        ).to_dict()
+        groups = [list(jobs[i : i + self.pack]) for i in range(0, len(jobs), self.pack)]
+        tasks = [
+            SlurmTask([j.to_dict() for j in group], task_options, self.cpus_per_task)
+            for group in groups
+        ]
+        for group in groups:
+            for job in group:
+                tracker.before_submit(job.run_id)
+        submitted = executor.submit_array(tasks)
+        entries = {
+            str(s.job_id): [j.run_id for j in group]
+            for s, group in zip(submitted, groups, strict=True)
+        }
+        ledger.add(NAME, entries)
+        for job_id, run_ids in entries.items():
+            tracker.adopt(job_id, run_ids)
+        return list(entries)
+
+
+@dataclass
+class _Task:
+    job_id: str
+    run_ids: list[str]
+    #: Runs of the task whose record has appeared.
+    done: set[str] = field(default_factory=set)
+    started: set[str] = field(default_factory=set)
+    ended: bool = False
+    #: Consecutive looks at which the scheduler did not know the job.
+    unknown: int = 0
+
+
+class _Tracker:
+    """Follows submitted tasks: records appearing, and jobs that end without them."""
+
+    def __init__(self, root: Path, reporter: Reporter) -> None:
+        self.root = root
+        self.reporter = reporter
+        self.tasks: dict[str, _Task] = {}
+        #: run id -> its record's mtime when submitted (None: no record), to tell a new
+        #: record from the failed one being retried.
+        self.baseline: dict[str, int | None] = {}
+
+    def record_path(self, run_id: str) -> Path:
+        return self.root / "runs" / f"{run_id}.json"
+
+    def _mtime(self, run_id: str) -> int | None:
+        try:
+            return self.record_path(run_id).stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def before_submit(self, run_id: str) -> None:
+        self.baseline[run_id] = self._mtime(run_id)
+
+    def adopt(self, job_id: str, run_ids: list[str]) -> None:
+        for run_id in run_ids:
+            self.baseline.setdefault(run_id, self._mtime(run_id))
+        self.tasks[job_id] = _Task(job_id, run_ids)
+
+    def new_record(self, run_id: str) -> bool:
+        mtime = self._mtime(run_id)
+        return mtime is not None and mtime != self.baseline.get(run_id)
+
+    def follow(self, poll: float) -> None:
+        while any(not t.ended for t in self.tasks.values()):
+            self.look()
+            if any(not t.ended for t in self.tasks.values()):
+                time.sleep(poll)
+
+    def look(self) -> None:
+        """One round: the scheduler's states, new records, ended jobs."""
+        open_tasks = [t for t in self.tasks.values() if not t.ended]
+        states = scheduler.job_states(t.job_id for t in open_tasks)
+        for task in open_tasks:
+            state = states[task.job_id]
+            self.collect(task)
+            if state.phase == "running":
+                waiting = [r for r in task.run_ids if r not in task.done]
+                if waiting and waiting[0] not in task.started:
+                    task.started.add(waiting[0])
+                    self.reporter.started(waiting[0], f"slurm {task.job_id}")
+            if state.state == "UNKNOWN":
+                task.unknown += 1
+            if state.phase == "ended" and (state.state != "UNKNOWN" or task.unknown > 1):
+                self.collect(task)  # records written just before the job ended
+                self.end(task, state)
+
+    def collect(self, task: _Task) -> None:
+        for run_id in task.run_ids:
+            if run_id not in task.done and self.new_record(run_id):
+                task.done.add(run_id)
+                if run_id not in task.started:  # it ran between two looks
+                    task.started.add(run_id)
+                    self.reporter.started(run_id, f"slurm {task.job_id}")
+                self.reporter.finished(run_id)
+
+    def end(self, task: _Task, state: JobState) -> None:
+        task.ended = True
+        missing = [r for r in task.run_ids if r not in task.done]
+        if not missing:
+            return
+        why = state.state + (f" ({state.reason})" if state.reason else "")
+        log = log_tail(self.root / "slurm" / task.job_id)
+        for run_id in missing:
+            message = f"SLURM job {task.job_id} ended {why} without writing this run's record"
+            self.reporter.finished(run_id, message, log)
+
+
+def log_tail(folder: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a task's logs (empty when there are none)."""
+    texts = []
+    for path in sorted(folder.glob("*_log.*")):
+        with contextlib.suppress(OSError):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            texts.append("\n".join(text.splitlines()[-lines:]))
+    return "\n".join(texts)
+
+
+class SlurmTask:
+    """What one array task executes (submitit pickles it): its runs, one after the other.
+
+    Runs that already have a final record are skipped, so a requeued task picks up where it
+    stopped, and the run it was in resumes from its checkpoint.
+    """
+
+    def __init__(self, jobs: list[dict[str, Any]], options: dict[str, Any], threads: int) -> None:
+        self.jobs = jobs
+        self.options = options
+        self.threads = threads
+
+    def __call__(self) -> dict[str, str]:
+        """Run the task's runs; exit with status 75 when a signal interrupted them."""
+        import submitit
+
+        from dstbench.engine.interrupt import stop_requested, stop_signal
+        from dstbench.plugins import get_plugins
+        from dstbench.suite.worker import configure_threads, run_job
+
+        configure_threads(self.threads)
+        get_plugins()
+        environment = submitit.JobEnvironment()
+        where = f"slurm {environment.job_id}@{environment.hostname}"
+        options = ExecutionOptions.from_dict(self.options)
+        statuses: dict[str, str] = {}
+        signals = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+        with stop_on_signals(signals) as replaced:
+            for data in self.jobs:
+                job = Job.from_dict(data)
+                if _final_status(job.record_path) in _FINISHED:
+                    statuses[job.run_id] = "skipped"
+                    continue
+                if stop_requested():
+                    break
+                statuses[job.run_id] = run_job(job, options, worker=where)
+                if statuses[job.run_id] == INTERRUPTED:
+                    break
+        if stop_requested():
+            handler = replaced.get(signal.SIGUSR2)
+            if stop_signal() == signal.SIGUSR2 and callable(handler):
+                # submitit's protocol: checkpoint() below, then `scontrol requeue`.
+                handler(signal.SIGUSR2, None)
+            sys.stdout.flush()
+            os._exit(INTERRUPTED_EXIT)  # SLURM requeues or cancels; no result to pickle
+        return statuses
+
+    def checkpoint(self) -> Any:
+        """submitit's checkpoint hook: the same task again (its state is on disk)."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self)
+
+
+def _final_status(path: str) -> str | None:
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return record.get("status") if isinstance(record, Mapping) else None

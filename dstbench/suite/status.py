@@ -1,0 +1,107 @@
+"""Where a suite stands: every run's status from the store, the ledger and the scheduler.
+
+``dstbench status`` shows, per setup, how many runs are done, running, pending (queued on a
+scheduler), failed and still to run. A run whose record is final counts by its record; one
+without a final record counts as running or pending while its job (from the ledger) is alive
+on the scheduler, as failed when its job ended without a record (the next ``dstbench suite``
+submits it again), and as to run otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from dstbench.errors import DstbenchError
+from dstbench.registry import Registry
+from dstbench.suite.executors import JobState, make_executor
+from dstbench.suite.ledger import Ledger, LedgerEntry
+from dstbench.suite.loader import Suite
+from dstbench.suite.store import MISSING, RunStore
+
+#: The columns of the status table, in order.
+COLUMNS = ("done", "running", "pending", "failed", "to run")
+
+
+@dataclass
+class RunState:
+    """One run's place in the suite."""
+
+    run_id: str
+    setup: str
+    #: One of :data:`COLUMNS`.
+    column: str
+    #: ``slurm 12_3: RUNNING``-style detail when a scheduler job is involved.
+    job: str = ""
+
+
+@dataclass
+class SuiteStatus:
+    """Every run's state and the scheduler's problems."""
+
+    runs: list[RunState]
+    #: Lines about jobs that ended without a record, or schedulers that could not be asked.
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> dict[str, dict[str, int]]:
+        """setup -> column -> count."""
+        table: dict[str, dict[str, int]] = {}
+        for run in self.runs:
+            row = table.setdefault(run.setup, dict.fromkeys(COLUMNS, 0))
+            row[run.column] += 1
+        return table
+
+
+def _scheduler_states(
+    entries: Sequence[LedgerEntry], registry: Registry, notes: list[str]
+) -> dict[tuple[str, str], JobState]:
+    states: dict[tuple[str, str], JobState] = {}
+    for name in sorted({e.executor for e in entries}):
+        ids = sorted({e.job_id for e in entries if e.executor == name})
+        try:
+            executor = make_executor({"name": name, "params": {}}, registry)
+        except DstbenchError as exc:
+            notes.append(f"cannot ask executor {name!r} about its jobs: {exc}")
+            continue
+        ask = getattr(executor, "job_states", None)
+        if ask is None:
+            continue
+        for job_id, state in ask(ids).items():
+            states[(name, job_id)] = state
+    return states
+
+
+def suite_status(suite: Suite, store: RunStore, registry: Registry) -> SuiteStatus:
+    """The state of every run of ``suite`` (see the module docstring)."""
+    statuses = store.statuses(c.run_id for c in suite.cells)
+    ledger = Ledger(store.root).load()
+    notes: list[str] = []
+    open_entries = [
+        ledger[c.run_id]
+        for c in suite.cells
+        if c.run_id in ledger and statuses[c.run_id] in (MISSING, "failed")
+    ]
+    states = _scheduler_states(open_entries, registry, notes)
+    runs = []
+    for cell in suite.cells:
+        status = statuses[cell.run_id]
+        if status in ("ok", "diverged"):
+            runs.append(RunState(cell.run_id, cell.setup, "done"))
+            continue
+        if status == "invalid":
+            runs.append(RunState(cell.run_id, cell.setup, "failed"))
+            continue
+        entry = ledger.get(cell.run_id)
+        state = states.get((entry.executor, entry.job_id)) if entry else None
+        job = f"{entry.executor} {entry.job_id}: {state.state}" if entry and state else ""
+        if state is not None and state.alive:
+            runs.append(RunState(cell.run_id, cell.setup, state.phase, job))
+        elif status == "failed":
+            runs.append(RunState(cell.run_id, cell.setup, "failed", job))
+        elif state is not None:
+            why = f" ({state.reason})" if state.reason else ""
+            notes.append(f"{cell.label}: {job}{why}, ended without a record; runs again")
+            runs.append(RunState(cell.run_id, cell.setup, "failed", job))
+        else:
+            runs.append(RunState(cell.run_id, cell.setup, "to run"))
+    return SuiteStatus(runs, notes)
