@@ -136,8 +136,8 @@ CASES = {
         ["name: expected a directory-safe name"],
     ),
     "unknown executor": (
-        BASE + 'executor = "slurm"\n',
-        ["executor: unknown executor 'slurm'; registered executors: 'local'"],
+        BASE + 'executor = "kubernetes"\n',
+        ["executor: unknown executor 'kubernetes'; registered executors: 'dask', 'local', 'slurm'"],
     ),
     "setups not tables": (
         BASE + 'setups = ["mlp"]\n',

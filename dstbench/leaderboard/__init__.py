@@ -88,9 +88,10 @@ def _swept_key(entries: Sequence[Entry]) -> str | None:
     from dstbench.analysis.sweep import swept_value
 
     for key in _varying_keys(entries):
-        values = {swept_value(e.spec, key) for e in entries} - {None}
-        if len(values) > 1 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+        values = [swept_value(e.spec, key) for e in entries]
+        numbers = [v for v in values if v is not None]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers) and (
+            len(set(numbers)) > 1
         ):
             return key
     return None

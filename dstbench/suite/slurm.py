@@ -236,7 +236,13 @@ class SlurmExecutor:
         for group in groups:
             for job in group:
                 tracker.before_submit(job.run_id)
-        submitted = executor.submit_array(tasks)
+        try:
+            submitted = executor.submit_array(tasks)
+        except submitit.core.utils.FailedJobError as exc:
+            # sbatch refused (no controller reachable, a bad partition or account): say what
+            # it said, in one line; nothing was submitted, so nothing goes into the ledger.
+            said = " ".join(str(exc).split())
+            raise SuiteError(f"executor slurm: sbatch refused the job array: {said}") from None
         entries = {
             str(s.job_id): [j.run_id for j in group]
             for s, group in zip(submitted, groups, strict=True)
