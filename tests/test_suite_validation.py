@@ -136,8 +136,8 @@ CASES = {
         ["name: expected a directory-safe name"],
     ),
     "unknown executor": (
-        BASE + 'executor = "kubernetes"\n',
-        ["executor: unknown executor 'kubernetes'; registered executors: 'dask', 'local', 'slurm'"],
+        BASE + 'executor = "pbs"\n',
+        ["executor: unknown executor 'pbs'; registered executors: 'dask', 'local', 'slurm'"],
     ),
     "setups not tables": (
         BASE + 'setups = ["mlp"]\n',
