@@ -26,8 +26,9 @@ import time
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from dstbench.contracts.data import TensorSplit
 from dstbench.datasets.augment import RandomCropFlip
-from dstbench.engine.data import TensorBatches, TensorSplit
+from dstbench.engine.data import TensorBatches
 
 BATCH = 128
 

@@ -28,7 +28,17 @@ class ParameterError(DstbenchError):
 
 
 class SpecError(DstbenchError):
-    """A run specification has a missing, unknown or out-of-range value."""
+    """A run specification has a missing, unknown or out-of-range value.
+
+    ``key`` is the key path the error is about (``"criterion"``, ``"compare_criteria"``) or
+    None, and ``detail`` the message without it, so that callers that know where the key came
+    from (a suite file's line, a command-line flag) can say so without parsing the text.
+    """
+
+    def __init__(self, detail: str, *, key: str | None = None) -> None:
+        super().__init__(f"{key}: {detail}" if key else detail)
+        self.key = key
+        self.detail = detail
 
 
 class SuiteError(DstbenchError):

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from dstbench import hookspecs
+from dstbench.contracts.components import KINDS
 from dstbench.io import write_text_atomic
-from dstbench.registry import _ALLOWED_OPTIONS, _POSITIONALS, KIND_PLURALS
 
 BEGIN = (
     "<!-- BEGIN HOOK REFERENCE: generated from dstbench/hookspecs.py by "
@@ -73,20 +73,19 @@ def _signature(name: str, fn: Callable[..., Any]) -> str:
 
 
 def _options_table() -> list[str]:
-    hooks = {kind: f"dstbench_register_{plural}" for kind, plural in KIND_PLURALS.items()}
     lines = [
         "| kind | hook | `fn` is called as | `register()` options besides `description`, "
         "`params` |",
         "| --- | --- | --- | --- |",
     ]
-    for kind in KIND_PLURALS:
-        positional = ", ".join(_POSITIONALS[kind])
+    for kind in KINDS:
+        positional = ", ".join(kind.positionals)
         call = f"`fn({positional}{', ' if positional else ''}**params)`"
-        options = sorted(_ALLOWED_OPTIONS.get(kind, set()))
+        options = sorted(kind.options)
         if "selects" in options:
             call += f"; with `selects=True`: `fn({positional}, n, **params)`"
         shown = ", ".join(f"`{o}`" for o in options) or "-"
-        lines.append(f"| {kind} | `{hooks[kind]}` | {call} | {shown} |")
+        lines.append(f"| {kind.name} | `{kind.hook}` | {call} | {shown} |")
     return lines
 
 

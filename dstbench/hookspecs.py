@@ -10,13 +10,11 @@ A plugin implements only the hooks it needs, and may accept only some of a hook'
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
 
-if TYPE_CHECKING:
-    from dstbench.engine.context import EpochStats, RunContext, TopologyUpdate
-    from dstbench.registry import Register
+from dstbench.contracts import EpochStats, Register, RunContext, TopologyUpdate
 
 PROJECT_NAME = "dstbench"
 
@@ -152,6 +150,23 @@ def dstbench_register_datasets(register: Register) -> None:
 
 
 @hookspec
+def dstbench_register_engines(register: Register) -> None:
+    """Register training engines (how a worker trains the runs it is given).
+
+    Called once, when the registry is built. Call
+    ``register(name, factory, *, description="", params=None)`` where ``factory(**params)``
+    returns a :class:`dstbench.contracts.Engine`: ``groups(jobs, size)`` splits jobs into the
+    groups it trains together, and ``run(requests, options, plugins)`` trains one group and
+    yields each run's :class:`dstbench.RunRecord` in order. An engine changes how runs are
+    computed, never what they are: a run's id and record do not depend on it (only
+    ``provenance.engine`` says which one trained it). Built in: ``single`` (one run at a time)
+    and ``batched`` (compatible runs stacked and trained together).
+
+    :param register: the registration callable described above.
+    """
+
+
+@hookspec
 def dstbench_register_executors(register: Register) -> None:
     """Register suite executors (how a suite's runs are dispatched: locally, on a cluster).
 
@@ -193,7 +208,8 @@ def dstbench_register_analyses(register: Register) -> None:
 def dstbench_run_start(run: RunContext) -> None:
     """Called once per run after the model, masks and data are set up, before the first step.
 
-    :param run: the run's context: ``spec`` (normalized spec dict), ``run_id``, ``model``,
+    :param run: the run's context: ``spec`` (the :class:`dstbench.RunSpec`, which also reads
+        as its JSON mapping), ``run_id``, ``model``,
         ``masker`` (``None`` for dense runs), ``device`` and ``artifact_dir`` (a directory the
         plugin may write into, or ``None``).
     """

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from dstbench.engine.spec import format_component
+from dstbench.contracts.spec import format_component
 
 #: Keys :func:`dstbench.engine.spec.describe_spec` already shows in a run's label.
 DESCRIBED = ("model", "dataset", "method", "criterion", "growth", "density", "seed")

@@ -33,7 +33,7 @@ import pluggy
 from dstbench import hookspecs
 from dstbench._version import __version__
 from dstbench.errors import PluginError, did_you_mean
-from dstbench.registry import KIND_PLURALS, ComponentInfo, Register, Registry, build_registry
+from dstbench.registry import KIND_PLURALS, KINDS, ComponentInfo, Register, Registry, build_registry
 
 ENTRY_POINT_GROUP = "dstbench"
 DISABLE_ENV = "DSTBENCH_DISABLE_PLUGINS"
@@ -51,21 +51,13 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin-distributions", "dstbench.builtin.distributions"),
     ("builtin-models", "dstbench.builtin.models"),
     ("builtin-datasets", "dstbench.builtin.datasets"),
+    ("builtin-engines", "dstbench.builtin.engines"),
     ("builtin-executors", "dstbench.builtin.executors"),
     ("builtin-analyses", "dstbench.builtin.analyses"),
 )
 
-#: Registration hook for each component kind.
-REGISTRATION_HOOKS: dict[str, str] = {
-    "criterion": "dstbench_register_criteria",
-    "growth": "dstbench_register_growth",
-    "schedule": "dstbench_register_schedules",
-    "distribution": "dstbench_register_distributions",
-    "model": "dstbench_register_models",
-    "dataset": "dstbench_register_datasets",
-    "executor": "dstbench_register_executors",
-    "analysis": "dstbench_register_analyses",
-}
+#: Registration hook for each component kind (from the kinds table).
+REGISTRATION_HOOKS: dict[str, str] = {kind.name: kind.hook for kind in KINDS}
 
 
 @dataclass

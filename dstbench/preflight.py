@@ -87,8 +87,8 @@ def check_data(
     count as problems: any other exception is the dataset plugin's bug, which its runs will
     record with a traceback.
     """
+    from dstbench.contracts.spec import format_component
     from dstbench.engine.data import DatasetContext, resolve_data_root
-    from dstbench.engine.spec import format_component
 
     root = resolve_data_root(data_root)
     results = []

@@ -46,7 +46,7 @@ from dstbench.conformance import (
 from dstbench.conformance import check_component as _check_component
 from dstbench.conformance import check_plugin as _check_plugin
 from dstbench.conformance.training import SHORT_RUN
-from dstbench.engine.data import DatasetParts, TensorSplit
+from dstbench.contracts.data import DatasetParts, TensorSplit
 from dstbench.plugins import (
     ALLOW_ENV,
     DEFAULT_PLUGINS,
@@ -201,7 +201,7 @@ def dstbench_run(tmp_path: Path) -> Callable[..., dict[str, Any]]:
     Each call gets its own ``artifact_dir`` under ``tmp_path``. Uses the process-wide plugins
     (call ``dstbench_plugins`` first to choose them).
     """
-    from dstbench.engine.train import execute
+    from dstbench.engine.single import execute
 
     counter = itertools.count()
 

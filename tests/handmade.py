@@ -6,11 +6,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dstbench.engine.train import new_record
+from dstbench.contracts.spec import RunSpec
+from dstbench.engine.record import RunLog, assemble_record
 from dstbench.suite import RunStore, load_suite
 
 #: spec -> accuracy (a fraction), a status string, or None for no record.
 Outcome = Callable[[dict[str, Any]], "float | str | None"]
+
+
+def new_record(spec: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """The JSON form of an empty record for ``spec`` (``failed`` until a test fills it)."""
+    record = assemble_record(RunSpec.from_json(spec), RunLog(timings={})).to_json()
+    record["run_id"] = run_id
+    return record
 
 
 def write_results(

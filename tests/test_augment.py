@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from datafiles import write_cifar10
 
+from dstbench.contracts.data import TensorSplit
 from dstbench.datasets.augment import RandomCropFlip, normalize_images, zero_fill
-from dstbench.engine.data import TensorBatches, TensorSplit
-from dstbench.engine.spec import normalize_spec
-from dstbench.engine.train import Trainer
+from dstbench.engine.data import TensorBatches
+from dstbench.engine.setup import build_setup
+from dstbench.engine.spec import build_spec, normalize_spec
 from dstbench.plugins import get_plugins
 
 
@@ -165,16 +166,9 @@ def test_validation_and_test_batches_are_never_augmented(tmp_path):
             {"model": "mlp", "dataset": "cifar10", "validation": validation, "batch_size": 4},
             plugins.registry,
         )
-        trainer = Trainer(
-            spec,
-            plugins=plugins,
-            device=torch.device("cpu"),
-            data_root=tmp_path,
-            download=False,
-            artifact_dir=None,
-            progress=None,
+        setup = build_setup(
+            build_spec(spec, plugins.registry), torch.device("cpu"), tmp_path, download=False
         )
-        setup = trainer._build()
         assert isinstance(setup.train.transform, RandomCropFlip)
         assert setup.val.transform is None and setup.test.transform is None
         # what validation serves is exactly the stored (normalised, unaugmented) images

@@ -236,7 +236,8 @@ def test_mlp_cifar_batches_on_cifar_shaped_data():
 
 def test_broken_runs_are_dropped_and_the_others_go_on(recorder):
     specs = _mixed_group()[:4]
-    from dstbench.engine.spec import normalize_spec, spec_hash
+    from dstbench.contracts.spec import spec_hash
+    from dstbench.engine.spec import normalize_spec
 
     run_ids = [spec_hash(normalize_spec(s, dstbench.registry())) for s in specs]
     recorder.sabotage = {run_ids[0]: "invalid", run_ids[1]: "nan"}

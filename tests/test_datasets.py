@@ -21,13 +21,14 @@ from datafiles import (
 )
 
 import dstbench
+from dstbench.contracts.data import DatasetContext, TensorSplit
 from dstbench.datasets.augment import RandomCropFlip
 from dstbench.datasets.cifar import CIFAR10, CIFAR100, load_cifar10, load_cifar100
 from dstbench.datasets.fashion_mnist import load_fashion_mnist, read_idx
 from dstbench.datasets.higgs import load_higgs
 from dstbench.datasets.imagenet import load_imagenet
 from dstbench.datasets.tiny_imagenet import load_tiny_imagenet
-from dstbench.engine.data import DatasetContext, TensorSplit, carve_validation
+from dstbench.engine.data import carve_validation
 from dstbench.errors import DataError, ParameterError
 
 

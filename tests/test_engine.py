@@ -9,7 +9,8 @@ import torch
 
 import dstbench
 from dstbench import hookimpl
-from dstbench.engine.spec import normalize_spec, spec_hash
+from dstbench.contracts.spec import spec_hash
+from dstbench.engine.spec import normalize_spec
 from dstbench.errors import SpecError
 
 BASE = {

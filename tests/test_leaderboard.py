@@ -8,10 +8,10 @@ import shutil
 import textwrap
 
 import pytest
+from handmade import new_record
 
 from dstbench.cli import main
-from dstbench.engine.spec import spec_hash
-from dstbench.engine.train import new_record
+from dstbench.contracts.spec import spec_hash
 from dstbench.leaderboard import is_stale, render_leaderboard, write_leaderboard
 from dstbench.suite import RunStore, load_suite
 

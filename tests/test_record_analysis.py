@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dstbench.analysis.health import health_block
-from dstbench.analysis.movement import mask_movement
-from dstbench.engine.spec import apply_paper_fidelity, normalize_spec, spec_hash
-from dstbench.engine.train import execute
+from dstbench.contracts.spec import spec_hash
+from dstbench.engine.health import health_block
+from dstbench.engine.single import execute
+from dstbench.engine.spec import apply_paper_fidelity, normalize_spec
+from dstbench.sparse.movement import mask_movement
 from dstbench.suite.loader import load_suite
 
 TINY = {"model": "mlp", "dataset": "digits", "epochs": 2, "update_period": 10, "density": 0.1}

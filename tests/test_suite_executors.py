@@ -8,7 +8,8 @@ import json
 from typing import ClassVar
 
 from dstbench import hookimpl
-from dstbench.engine.spec import normalize_spec, spec_hash
+from dstbench.contracts.spec import spec_hash
+from dstbench.engine.spec import normalize_spec
 from dstbench.suite import ExecutionOptions, Job, RunStore, load_suite, run_suite
 from dstbench.suite.executors import Executor, Reporter
 from dstbench.suite.worker import main as worker_main

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dstbench.engine.spec import PAPER_FIDELITY, normalize_spec, spec_hash
+from dstbench.contracts.spec import spec_hash
+from dstbench.engine.spec import PAPER_FIDELITY, normalize_spec
 from dstbench.suite.loader import build_suite, load_suite
 
 GRID = {

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from handmade import new_record
 
 from dstbench.cli import main
-from dstbench.engine.train import new_record
 from dstbench.suite import RunStore, load_suite, plan
 
 SUITE = """

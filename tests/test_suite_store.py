@@ -6,9 +6,10 @@ import json
 import os
 
 import pytest
+from handmade import new_record
 
-from dstbench.engine.spec import normalize_spec, spec_hash
-from dstbench.engine.train import new_record
+from dstbench.contracts.spec import spec_hash
+from dstbench.engine.spec import normalize_spec
 from dstbench.errors import SuiteError
 from dstbench.io import write_json_atomic
 from dstbench.plugins import get_plugins

@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+from handmade import new_record
 
 from dstbench.cli import main
 from dstbench.datasets.cifar import read_cifar_file
 from dstbench.datasets.files import exclusive
+from dstbench.engine.single import execute
 from dstbench.engine.spec import normalize_spec
-from dstbench.engine.train import execute, new_record
 from dstbench.errors import DataError, SpecError
 from dstbench.io import OutputError, check_output_file, write_bytes_atomic, write_json_atomic
 from dstbench.plugins import MODULES_ENV, load_plugins
@@ -304,7 +305,7 @@ def real_spec(registry, **extra):
 
 
 def test_a_worker_dying_after_writing_diverged_keeps_the_record(tmp_path, registry):
-    from dstbench.engine.spec import spec_hash
+    from dstbench.contracts.spec import spec_hash
     from dstbench.suite.loader import Cell
 
     spec = real_spec(registry)
@@ -321,7 +322,7 @@ def test_a_worker_dying_after_writing_diverged_keeps_the_record(tmp_path, regist
 
 def test_a_worker_never_removes_the_shared_artifacts_folder(tmp_path, registry):
     spec = real_spec(registry, dataset='higgs[file="missing.csv"]')
-    from dstbench.engine.spec import spec_hash
+    from dstbench.contracts.spec import spec_hash
 
     artifacts = tmp_path / "artifacts"
     options = ExecutionOptions(workers=2, artifact_root=str(artifacts))

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dstbench.engine.spec import FIELDS, OMITTED_AT_DEFAULT
+from dstbench.contracts.spec import OMITTED_AT_DEFAULT
+from dstbench.engine.spec import FIELDS
 from dstbench.errors import DstbenchError
 from dstbench.io import write_bytes_atomic, write_text_atomic
 from dstbench.leaderboard.data import Entry

@@ -2,7 +2,7 @@
 
 Runs with ``compare_criteria`` record, at every topology update, the Jaccard index
 J(P_a, P_b) = |P_a ∩ P_b| / |P_a ∪ P_b| of the sets each compared criterion would prune on the
-same state, per layer and pooled over layers (:mod:`dstbench.analysis.overlap`). This module
+same state, per layer and pooled over layers (:mod:`dstbench.sparse.overlap`). This module
 aggregates them:
 
 * runs are grouped by setup (model, dataset), density and any other spec key that varies

@@ -21,7 +21,8 @@ from tabulate import tabulate
 
 from dstbench.analysis.figures import new_figure, palette, png_bytes, svg_bytes
 from dstbench.analysis.report import Report, figure_name
-from dstbench.engine.spec import FIELDS, format_component
+from dstbench.contracts.spec import format_component
+from dstbench.engine.spec import FIELDS
 from dstbench.errors import DstbenchError, choices_text, did_you_mean
 from dstbench.leaderboard.data import Entry, Results
 from dstbench.leaderboard.table import (

@@ -1,7 +1,7 @@
 """The batched engine: K compatible runs trained together, one forward/backward per step.
 
-Each run is still a single-engine :class:`~dstbench.engine.train.Trainer`: it resolves the run's
-components, builds its Masker, decides when its topology updates are due, performs them with
+Each run keeps the single engine's per-run state (:class:`~dstbench.engine.loop.RunState`): its
+resolved components, its Masker, decides when its topology updates are due, performs them with
 the unchanged criterion and growth plugins, checks its invariants, and writes its record. What
 the runs share is the arithmetic of a step: their parameters are stacked (see
 :mod:`dstbench.batched.stack`), each run's batch is drawn from its own seeded data order, and one
@@ -18,43 +18,44 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import torch
 from torch import nn
 
-from dstbench.analysis.overlap import derive_seed
 from dstbench.batched.forward import StackedForward, Unbatchable, stacked_forward
-from dstbench.batched.grouping import group_key
+from dstbench.batched.grouping import group_key, make_groups
 from dstbench.batched.stack import RunSlot, StackedRuns, StackedSGD
-from dstbench.engine.context import EpochStats, RunContext
-from dstbench.engine.data import (
-    DatasetContext,
-    DatasetParts,
-    TensorBatches,
-    TensorSplit,
-    carve_validation,
-    make_batches,
-    resolve_data_root,
-)
-from dstbench.engine.flops import count_macs
+from dstbench.contracts.data import DatasetParts, TensorSplit
+from dstbench.contracts.execution import ExecutionOptions, Job, RunRequest
+from dstbench.contracts.record import RunRecord
+from dstbench.contracts.run import EpochStats, RunContext
+from dstbench.contracts.spec import RunSpec
+from dstbench.engine.data import TensorBatches, make_batches
+from dstbench.engine.loop import Best, RunState, RunStopped, evaluate_model, final_test_metrics
 from dstbench.engine.provenance import provenance
-from dstbench.engine.spec import normalize_spec, spec_hash
-from dstbench.engine.train import (
-    RunStopped,
-    Trainer,
-    _Best,
-    _error,
-    _sample_inputs,
-    _Setup,
-    execute,
-    new_record,
+from dstbench.engine.record import assemble_record, error_block
+from dstbench.engine.setup import (
+    Setup,
+    build_masker,
+    build_model,
+    check_output,
+    info_of,
+    load_parts,
+    lr_milestones,
     resolve_device,
+    sample_inputs,
 )
+from dstbench.engine.single import end_run, epoch_progress, train_run
+from dstbench.engine.spec import build_spec
 from dstbench.errors import DstbenchError
 from dstbench.plugins import LoadedPlugins, get_plugins
+from dstbench.sparse.seeds import derive_seed
+
+ENGINE_NAME = "batched"
 
 #: ``progress(index, info)``: run ``index`` of the group finished an epoch (``info`` as the
 #: single engine's progress callback gets it).
@@ -63,22 +64,24 @@ GroupProgress = Callable[[int, dict[str, Any]], None]
 
 @dataclass
 class _Member:
-    """One run of the group: the single engine's per-run state and its record."""
+    """One run of the group: the single engine's per-run state, and what its record needs."""
 
     index: int
-    trainer: Trainer
-    record: dict[str, Any]
+    state: RunState
     started: float
-    setup: _Setup | None = None
+    artifact_dir: Path | None = None
+    model: nn.Module | None = None
     run: RunContext | None = None
-    best: _Best = field(default_factory=_Best)
+    #: The context observers saw start (None until ``dstbench_run_start`` was called).
+    observed: RunContext | None = None
+    best: Best = field(default_factory=Best)
     #: The run's own training batches (its seeded data order and augmentation stream).
     batches: TensorBatches | None = None
     #: Due topology updates happen after the optimizer step (the paper's order).
     after_step: bool = False
     #: ΔT, or 0 for a run without topology updates.
     period: int = 0
-    #: Training ended (status in the record); the run leaves the stack at the next compaction.
+    #: Training ended (status in the log); the run leaves the stack at the next compaction.
     stopped: bool = False
 
 
@@ -107,78 +110,55 @@ MEMORY_BUDGET = 2 * 1024**3
 #: Bytes per parameter and run that the stack holds.
 _BYTES_PER_PARAMETER = 8 * 4
 
-_Data = tuple[DatasetParts, TensorSplit, TensorSplit | None]
+
+@dataclass
+class _Data:
+    """A group's dataset, loaded once: its parts, splits on the device and batches."""
+
+    parts: DatasetParts
+    train: TensorSplit
+    val: TensorSplit | None
 
 
-def load_data(
-    spec: Mapping[str, Any],
-    registry: Any,
-    device: torch.device,
-    data_root: str | None,
-    download: bool,
-) -> _Data:
+def load_data(spec: RunSpec, device: torch.device, data_root: str | None, download: bool) -> _Data:
     """The dataset, loaded once for a group, its training and validation splits on the device.
 
     :raises Unbatchable: when the splits are not in-memory tensors.
     """
-    dataset_info = registry.datasets[spec["dataset"]["name"]]
-    context = DatasetContext(
-        root=resolve_data_root(data_root), download=download, validation=spec["validation"]
-    )
-    parts = dataset_info.fn(context, **spec["dataset"]["params"])
-    if not isinstance(parts, DatasetParts):
-        got = type(parts).__name__
-        raise DstbenchError(f"dataset {dataset_info.name!r} returned {got}, expected DatasetParts")
-    if spec["validation"] == "paper" and parts.val is not None:
-        train, val = parts.train, parts.val
-    else:
-        train, val = carve_validation(parts.train, spec["val_fraction"])
+    parts, train, val = load_parts(spec, data_root, download)
     if not isinstance(train, TensorSplit) or not (val is None or isinstance(val, TensorSplit)):
-        raise Unbatchable(f"dataset {dataset_info.name!r} is not an in-memory tensor split")
-    return parts, train.to(device), None if val is None else val.to(device)
+        raise Unbatchable(f"dataset {spec.dataset.name!r} is not an in-memory tensor split")
+    return _Data(parts, train.to(device), None if val is None else val.to(device))
 
 
-def part_size(spec: Mapping[str, Any], registry: Any, parts: DatasetParts) -> int:
+def part_size(spec: RunSpec, parts: DatasetParts) -> int:
     """How many runs of ``spec``'s model fit :data:`MEMORY_BUDGET` (at least one)."""
-    model_info = registry.models[spec["model"]["name"]]
     with torch.device("meta"):
-        model = model_info.fn(parts.input_shape, parts.num_classes, **spec["model"]["params"])
+        model = info_of(spec.model).fn(parts.input_shape, parts.num_classes, **spec.model.params)
     count = sum(p.numel() for p in model.parameters())
     return max(1, MEMORY_BUDGET // max(1, count * _BYTES_PER_PARAMETER))
 
 
 class GroupTrainer:
-    """Trains a group of compatible normalized specs together (see the module docstring)."""
+    """Trains a group of compatible specs together (see the module docstring)."""
 
     def __init__(
         self,
-        specs: Sequence[dict[str, Any]],
+        specs: Sequence[RunSpec],
         *,
         plugins: LoadedPlugins,
         device: torch.device,
         progress: GroupProgress | None,
+        artifact_dirs: Sequence[Path | None] | None = None,
     ) -> None:
         self.plugins = plugins
-        self.registry = plugins.registry
         self.device = device
         self.progress = progress
         now = time.perf_counter()
+        dirs = list(artifact_dirs or [None] * len(specs))
         self.members = [
-            _Member(
-                index=i,
-                trainer=Trainer(
-                    spec,
-                    plugins=plugins,
-                    device=device,
-                    data_root=None,
-                    download=False,
-                    artifact_dir=None,
-                    progress=None,
-                ),
-                record=new_record(spec, spec_hash(spec)),
-                started=now,
-            )
-            for i, spec in enumerate(specs)
+            _Member(index=i, state=RunState(spec, plugins, None), started=now, artifact_dir=d)
+            for i, (spec, d) in enumerate(zip(specs, dirs, strict=True))
         ]
         self.spec = specs[0]
         self.group_size = len(specs)
@@ -188,7 +168,10 @@ class GroupTrainer:
         self.forward: StackedForward | None = None
         self.step = 0
         self.binary = False
-        self.has_val = False
+        self.parts: DatasetParts | None = None
+        self.macs: dict[str, int] | None = None
+        self.val: Any = None
+        self.test: Any = None
         self.milestones: set[int] = set()
 
     # --- setup ---------------------------------------------------------------------------
@@ -199,68 +182,55 @@ class GroupTrainer:
         :raises Unbatchable: when the model cannot be stacked (before training).
         """
         spec = self.spec
-        parts, train, val = data
-        batch = spec["batch_size"]
-        model_info = self.registry.models[spec["model"]["name"]]
-        test = make_batches(parts.test, batch, device=self.device, shuffle=False)
-        val_batches = make_batches(val, batch, device=self.device, shuffle=False) if val else None
-        sample = _sample_inputs(train, 2).to(self.device)
-        macs: dict[str, int] | None = None
-        binary = False
+        parts, train, val = data.parts, data.train, data.val
+        batch = spec.batch_size
+        self.parts = parts
+        self.test = make_batches(parts.test, batch, device=self.device, shuffle=False)
+        self.val = make_batches(val, batch, device=self.device, shuffle=False) if val else None
+        sample = sample_inputs(train, 2).to(self.device)
         slots = []
         for member in self.members:
-            trainer = member.trainer
-            torch.manual_seed(trainer.seed)  # the model's initialisation, as the single engine
-            model = model_info.fn(parts.input_shape, parts.num_classes, **spec["model"]["params"])
-            model = model.to(self.device)
-            if macs is None:
+            state = member.state
+            model = build_model(state.spec, parts, self.device)
+            if self.macs is None:
                 self.forward = stacked_forward(model)
-                with torch.no_grad():
-                    out = model.eval()(sample)
-                model.train()
-                binary = parts.num_classes == 2 and out.dim() == 2 and out.shape[1] == 1
-                if out.dim() != 2 or (out.shape[1] != parts.num_classes and not binary):
-                    msg = (
-                        f"model {model_info.name!r} returned output of shape "
-                        f"{tuple(out.shape)}; expected (batch, {parts.num_classes})"
-                    )
-                    raise DstbenchError(msg)
-                macs = count_macs(model, sample)
-            generator = torch.Generator().manual_seed(derive_seed(trainer.seed, "data"))
-            train_batches = TensorBatches(
+                self.binary, self.macs = check_output(model, sample, state.spec, parts)
+            generator = torch.Generator().manual_seed(derive_seed(state.spec.seed, "data"))
+            member.batches = TensorBatches(
                 train, batch, shuffle=True, generator=generator, transform=parts.train_transform
             )
-            member.setup = _Setup(model, parts, train_batches, val_batches, test, binary, macs)
-            member.batches = train_batches
-            trainer.masker = trainer._build_masker(model)
-            if trainer.dst is not None:
-                member.after_step = trainer.dst.update_after_step
-                member.period = trainer.spec["update_period"]
-            slots.append(RunSlot(model, trainer.masker))
-        self.binary = binary
+            member.model = model
+            state.masker = build_masker(state.spec, model)
+            if state.masker is not None:
+                state.log.initial_masks = {
+                    layer.name: layer.mask.clone() for layer in state.masker.layers
+                }
+            if state.dst is not None:
+                member.after_step = state.dst.update_after_step
+                member.period = state.spec.update_period or 0
+            slots.append(RunSlot(model, state.masker))
         self.runs = StackedRuns(slots)
         self.optimizer = StackedSGD(
             self.runs,
-            lr=spec["lr"],
-            momentum=spec["momentum"],
-            weight_decay=spec["weight_decay"],
-            nesterov=spec["nesterov"] and spec["momentum"] > 0,
+            lr=spec.lr,
+            momentum=spec.momentum,
+            weight_decay=spec.weight_decay,
+            nesterov=spec.nesterov and spec.momentum > 0,
         )
         self.active = list(self.members)
 
     # --- failure handling ----------------------------------------------------------------
 
-    # --- failure handling ----------------------------------------------------------------
-
     def _stop(self, member: _Member, status: str, reason: str | None, error: Any = None) -> None:
         """End ``member``'s training with ``status``; it leaves the stack at the next compaction."""
-        member.record["status"] = status
+        log = member.state.log
+        log.status = status
         if reason is not None:
-            member.record["reason"] = reason
+            log.reason = reason
         if error is not None:
-            member.record["error"] = error
+            log.error = error
         member.stopped = True
-        member.trainer.step = self.step
+        member.state.step = self.step
 
     def _guarded(self, member: _Member, action: Callable[[], None]) -> None:
         """Run one run's own work; a stop or an error ends that run only."""
@@ -269,7 +239,7 @@ class GroupTrainer:
         except RunStopped as stop:
             self._stop(member, stop.status, stop.reason)
         except Exception as exc:  # recorded as the single engine records it
-            self._stop(member, "failed", None, _error(exc))
+            self._stop(member, "failed", None, error_block(exc))
 
     def _compact(self) -> torch.Tensor | None:
         """Take the stopped runs out of the stack; return the kept positions (None: all kept).
@@ -287,18 +257,18 @@ class GroupTrainer:
     # --- the loop ------------------------------------------------------------------------
 
     def _topology(self, k: int, member: _Member, fraction: float) -> None:
-        assert self.runs is not None and member.run is not None
+        assert self.runs is not None and member.run is not None and self.optimizer is not None
         self.runs.expose_grads(k)
         # The stacked optimizer answers momentum_buffer(param) for run k's own parameters.
-        member.trainer._topology_update(member.run, self.optimizer, fraction)  # type: ignore[arg-type]
+        member.state.topology_update(member.run, self.optimizer.momentum_buffer, fraction)
 
     def _due(self) -> list[tuple[int, _Member, float]]:
         """(position, run, ζ) of the runs whose topology update is due at this step."""
         due = []
         for k, member in enumerate(self.active):
             if member.period and self.step % member.period == 0:
-                member.trainer.step = self.step
-                fraction = member.trainer._due()
+                member.state.step = self.step
+                fraction = member.state.due()
                 if fraction is not None:
                     due.append((k, member, fraction))
         return due
@@ -329,16 +299,16 @@ class GroupTrainer:
                 self._guarded(member, lambda k=k, m=member, f=fraction: self._topology(k, m, f))
         for _, member, _ in due:
             if not member.stopped:
-                self._guarded(member, member.trainer._check_invariants)
+                self._guarded(member, member.state.check_invariants)
         totals.loss.add_(losses.detach(), alpha=yb.shape[1])
         totals.correct.add_(_stacked_correct(out.detach(), yb, self.binary))
 
     def _train_epoch(self, totals: _Totals) -> None:
         """One epoch for every active run, each on its own seeded data order."""
-        first = self.active[0].setup
-        assert first is not None and isinstance(first.train, TensorBatches)
-        split, batch, transform = first.train.split, first.train.batch_size, first.train.transform
-        orders = torch.stack([m.batches.epoch_order() for m in self.active])
+        first = self.active[0].batches
+        assert first is not None
+        split, batch, transform = first.split, first.batch_size, first.transform
+        orders = torch.stack([m.batches.epoch_order() for m in self.active])  # type: ignore[union-attr]
         x_shape = split.x.shape[1:]
         count = len(self.active) * min(batch, len(split))
         x_buf = torch.empty((count, *x_shape), dtype=split.x.dtype, device=split.x.device)
@@ -378,7 +348,7 @@ class GroupTrainer:
             totals.seen += yb.shape[0]
         seconds = (time.perf_counter() - started) / max(k, 1)
         for member in self.active:
-            member.trainer.timings["eval_seconds"] += seconds
+            member.state.log.timings["eval_seconds"] += seconds
         return totals.means()
 
     def _epoch_end(self, epoch: int, totals: _Totals, seconds: float) -> None:
@@ -393,18 +363,21 @@ class GroupTrainer:
             losses = [losses[i] for i in kept.tolist()]
             accuracies = [accuracies[i] for i in kept.tolist()]
         if epoch in self.milestones:  # torch's MultiStepLR: lr *= gamma at each milestone
-            self.optimizer.lr = self.optimizer.lr * self.spec["lr_gamma"]
+            self.optimizer.lr = self.optimizer.lr * self.spec.lr_gamma
         if not self.active:
             return
-        val = self._evaluate(self.active[0].setup.val) if self.has_val else None  # type: ignore[union-attr]
-        epochs = self.spec["epochs"]
+        val = self._evaluate(self.val) if self.val is not None else None
         for j, member in enumerate(self.active):
-            trainer, setup = member.trainer, member.setup
-            assert setup is not None and member.run is not None
+            state = member.state
+            assert member.model is not None and member.run is not None
             val_loss = val[0][j] if val else None
             val_accuracy = val[1][j] if val else None
+            if val_loss is not None and not math.isfinite(val_loss):
+                reason = f"validation loss became {val_loss} in epoch {epoch}"
+                self._stop(member, "diverged", reason)
+                continue
             if val_accuracy is not None:
-                member.best.consider(epoch, val_accuracy, setup.model)
+                member.best.consider(epoch, val_accuracy, member.model)
             stats = EpochStats(
                 epoch=epoch,
                 train_loss=losses[j],
@@ -412,11 +385,11 @@ class GroupTrainer:
                 val_loss=val_loss,
                 val_accuracy=val_accuracy,
                 lr=float(self.optimizer.lr),
-                prune_fraction=trainer.prune_fraction,
-                density=trainer.masker.density() if trainer.masker else 1.0,
+                prune_fraction=state.prune_fraction,
+                density=state.masker.density() if state.masker else 1.0,
                 seconds=seconds,
             )
-            trainer.curve.append(stats.as_dict())
+            state.log.curve.append(stats.as_dict())
             run = member.run
             self._guarded(
                 member, lambda s=stats, r=run: self.plugins.hook.dstbench_epoch_end(run=r, epoch=s)
@@ -424,7 +397,7 @@ class GroupTrainer:
             if self.progress:
                 info = {
                     "epoch": epoch,
-                    "epochs": epochs,
+                    "epochs": self.spec.epochs,
                     "train_loss": losses[j],
                     "val_accuracy": val_accuracy,
                 }
@@ -432,32 +405,31 @@ class GroupTrainer:
         self._compact()
 
     def train(self) -> None:
-        """Train every run of the group; each record gets its status (records are completed by
+        """Train every run of the group; each log gets its status (records are assembled by
         :meth:`finish`)."""
         spec = self.spec
-        epochs = spec["epochs"]
-        self.milestones = set(sorted({max(1, round(f * epochs)) for f in spec["lr_milestones"]}))
-        first = self.active[0].setup
+        self.milestones = set(lr_milestones(spec))
+        first = self.active[0].batches
         assert first is not None
-        self.has_val = first.val is not None
-        total_steps = epochs * len(first.train)
+        total_steps = spec.epochs * len(first)
         for member in self.active:
-            trainer, setup = member.trainer, member.setup
-            assert setup is not None
-            trainer.total_steps = total_steps
+            state = member.state
+            assert member.model is not None
+            state.total_steps = total_steps
             member.run = RunContext(
-                spec=trainer.spec,
-                run_id=trainer.run_id,
-                model=setup.model,
+                spec=state.spec,
+                run_id=state.spec.run_id,
+                model=member.model,
                 device=self.device,
-                masker=trainer.masker,
-                artifact_dir=trainer.artifact_dir,
+                masker=state.masker,
+                artifact_dir=member.artifact_dir,
             )
-            trainer.run = member.run
+            member.observed = member.run
             self._guarded(member, lambda r=member.run: self.plugins.hook.dstbench_run_start(run=r))
+            self._guarded(member, state.check_no_empty_layer)
         self._compact()
         train_started = time.perf_counter()
-        for epoch in range(1, epochs + 1):
+        for epoch in range(1, spec.epochs + 1):
             if not self.active:
                 break
             epoch_started = time.perf_counter()
@@ -467,17 +439,17 @@ class GroupTrainer:
                 break
             self._epoch_end(epoch, totals, time.perf_counter() - epoch_started)
         for member in self.active:
-            if member.trainer.masker is not None:
-                self._guarded(member, member.trainer._check_invariants)
+            if member.state.masker is not None:
+                self._guarded(member, member.state.check_invariants)
             if not member.stopped:
-                member.record["status"] = "ok"
+                member.state.log.status = "ok"
         self._compact()
         train_seconds = time.perf_counter() - train_started
         for member in self.members:
-            timings = member.trainer.timings
+            timings = member.state.log.timings
             timings.update(
                 train_seconds=train_seconds - timings["eval_seconds"],
-                steps=member.trainer.step if member.stopped else self.step,
+                steps=member.state.step if member.stopped else self.step,
                 group_size=self.group_size,
             )
             timings["seconds_per_step"] = timings["train_seconds"] / max(timings["steps"], 1)
@@ -487,34 +459,50 @@ class GroupTrainer:
     def fail_active(self, exc: BaseException) -> None:
         """A failure of the shared step: every run still training is recorded as failed."""
         for member in self.active:
-            self._stop(member, "failed", None, _error(exc))
+            self._stop(member, "failed", None, error_block(exc))
         self.active = []
 
-    def finish(self, group_started: float) -> list[dict[str, Any]]:
+    def fail_all(self, exc: BaseException) -> None:
+        """A failure of the group's setup: every run is recorded as failed."""
+        for member in self.members:
+            member.state.log.fail(exc)
+            member.model = None
+        self.active = []
+
+    def finish(self, group_started: float) -> list[RunRecord]:
         """Complete every run's record as the single engine does, in the group's order."""
         records = []
-        device = self.device
         for member in self.members:
-            trainer, record = member.trainer, member.record
-            if member.setup is not None:
+            state, log = member.state, member.state.log
+            if member.model is not None and self.parts is not None:
                 try:
-                    trainer._finish(record, member.setup, member.best)
+                    self._test(member)
                 except Exception as exc:
-                    record["status"] = "failed"
-                    record["error"] = _error(exc)
-            record["timings"] = {
-                **trainer.timings,
-                "total_seconds": time.perf_counter() - group_started,
-            }
-            record["provenance"] = provenance(trainer.spec, self.plugins, device)
-            if trainer.run is not None:
-                try:
-                    self.plugins.hook.dstbench_run_end(run=trainer.run, record=record)
-                except Exception as exc:  # a broken observer fails the run, visibly
-                    record["status"] = "failed"
-                    record["error"] = _error(exc, "in dstbench_run_end: ")
-            records.append(record)
+                    log.fail(exc)
+            log.timings["total_seconds"] = time.perf_counter() - group_started
+            built = member.model is not None and self.parts is not None
+            record = assemble_record(
+                state.spec,
+                log,
+                masker=state.masker,
+                macs=self.macs if built else None,
+                num_classes=self.parts.num_classes if built and self.parts else None,
+                data_notes=self.parts.notes if built and self.parts else None,
+                provenance=provenance(state.spec, self.plugins, self.device, ENGINE_NAME),
+            )
+            records.append(end_run(self.plugins, member.observed, record))
         return records
+
+    def _test(self, member: _Member) -> None:
+        """The test metrics of one run, with its own (unstacked) model."""
+        assert member.model is not None and self.parts is not None
+        model, log = member.model, member.state.log
+        setup = Setup(model, self.parts, self.test, self.val, self.test, self.binary, {})
+
+        def evaluate(batches: Any) -> tuple[float, float]:
+            return evaluate_model(model, batches, self.binary, self.device, log.timings)
+
+        final_test_metrics(log, setup, member.best, evaluate)
 
 
 @dataclass
@@ -545,8 +533,60 @@ class _Totals:
         )
 
 
+def train_group(
+    specs: Sequence[RunSpec],
+    *,
+    plugins: LoadedPlugins,
+    device: torch.device,
+    data_root: str | None = None,
+    download: bool = False,
+    artifact_dirs: Sequence[Path | None] | None = None,
+    progress: GroupProgress | None = None,
+    stream: TextIO | None = None,
+) -> Iterator[RunRecord]:
+    """Train compatible built specs together; yield their records in order (never raises for
+    a failing run). See :func:`execute_group`."""
+    if not specs:
+        return
+    if any(spec.jaccard_at_init for spec in specs):
+        # one pruning step on untrained weights: nothing to batch; the single engine does it
+        raise DstbenchError("batched engine: jaccard_at_init runs need the single engine")
+    if len({group_key(spec) for spec in specs}) > 1:
+        raise DstbenchError(
+            "batched engine: these runs cannot train together (they differ in model, dataset "
+            "or training hyperparameters)"
+        )
+    dirs = list(artifact_dirs or [None] * len(specs))
+    fallback = _Fallback(specs, plugins, device, data_root, download, dirs, progress, stream)
+    try:
+        data = load_data(specs[0], device, data_root, download)
+        size = part_size(specs[0], data.parts)
+    except Unbatchable as why:
+        yield from fallback(why)
+        return
+    except Exception as exc:  # the data cannot be loaded: every run fails as it would alone
+        group = GroupTrainer(specs, plugins=plugins, device=device, progress=None)
+        group.fail_all(exc)
+        yield from group.finish(time.perf_counter())
+        return
+    for first in range(0, len(specs), size):
+        part = slice(first, first + size)
+
+        def offset(index: int, info: dict[str, Any], first: int = first) -> None:
+            assert progress is not None
+            progress(first + index, info)
+
+        chunk = _train_part(
+            specs[part], data, plugins, device, dirs[part], offset if progress else None
+        )
+        if isinstance(chunk, Unbatchable):
+            yield from fallback(chunk, start=first)
+            return
+        yield from chunk
+
+
 def execute_group(
-    specs: Sequence[Mapping[str, Any]],
+    specs: Sequence[Any],
     *,
     plugins: LoadedPlugins | None = None,
     device: str | torch.device | None = "cpu",
@@ -556,92 +596,54 @@ def execute_group(
     progress: GroupProgress | None = None,
     stream: TextIO | None = None,
 ) -> list[dict[str, Any]]:
-    """Train compatible runs together and return their records, in order (never raises for
-    a failing run).
+    """Train compatible runs together and return their records' JSON forms, in order (never
+    raises for a failing run).
 
-    Each record is what :func:`dstbench.engine.train.execute` writes for that spec (the same
+    Each record is what :func:`dstbench.engine.single.execute` writes for that spec (the same
     run id, status, curve and per-update counts; weights equal up to float reassociation),
     with ``timings.group_size`` added and ``train_seconds`` the group's training time.
     When the model or the data cannot be stacked, one line on ``stream`` (default stderr)
     says why and the runs are trained one after the other by the single engine.
 
-    :param specs: raw or normalized run specs that :func:`group_key` puts in one group.
+    :param specs: run specs (raw, normalized or built) that :func:`group_key` puts in one group.
     :param artifact_dirs: one directory (or None) per spec, for observers.
     :param progress: ``progress(index, info)`` after every epoch of run ``index``.
     :raises SpecError: when a spec is invalid.
     :raises DstbenchError: when the specs are not compatible.
     """
     plugins = plugins or get_plugins()
-    normalized = [normalize_spec(spec, plugins.registry) for spec in specs]
-    if not normalized:
-        return []
-    if any(spec.get("jaccard_at_init") for spec in normalized):
-        # one pruning step on untrained weights: nothing to batch; the single engine does it
-        raise DstbenchError("batched engine: jaccard_at_init runs need the single engine")
-    keys = {group_key(spec) for spec in normalized}
-    if len(keys) > 1:
-        raise DstbenchError(
-            "batched engine: these runs cannot train together (they differ in model, dataset "
-            "or training hyperparameters)"
-        )
-    resolved = resolve_device(device)
-    dirs = list(artifact_dirs or [None] * len(normalized))
-    try:
-        data = load_data(normalized[0], plugins.registry, resolved, data_root, download)
-        size = part_size(normalized[0], plugins.registry, data[0])
-    except Unbatchable as why:
-        return _fallback(
-            normalized, why, plugins, resolved, data_root, download, dirs, progress, stream
-        )
-    except Exception as exc:  # the data cannot be loaded: every run fails as it would alone
-        error = _error(exc)
-        records = []
-        for spec in normalized:
-            record = new_record(spec, spec_hash(spec))
-            record["error"] = error
-            record["provenance"] = provenance(spec, plugins, resolved)
-            records.append(record)
-        return records
-    records: list[dict[str, Any]] = []
-    for first in range(0, len(normalized), size):
-        part = slice(first, first + size)
-
-        def offset(index: int, info: dict[str, Any], first: int = first) -> None:
-            assert progress is not None
-            progress(first + index, info)
-
-        chunk = _train_part(
-            normalized[part], data, plugins, resolved, dirs[part], offset if progress else None
-        )
-        if isinstance(chunk, Unbatchable):
-            return _fallback(
-                normalized, chunk, plugins, resolved, data_root, download, dirs, progress, stream
-            )
-        records += chunk
-    return records
+    built = [build_spec(spec, plugins.registry) for spec in specs]
+    records = train_group(
+        built,
+        plugins=plugins,
+        device=resolve_device(device),
+        data_root=data_root,
+        download=download,
+        artifact_dirs=artifact_dirs,
+        progress=progress,
+        stream=stream,
+    )
+    return [record.to_json() for record in records]
 
 
 def _train_part(
-    specs: Sequence[dict[str, Any]],
+    specs: Sequence[RunSpec],
     data: _Data,
     plugins: LoadedPlugins,
     device: torch.device,
-    dirs: Sequence[Any],
+    dirs: Sequence[Path | None],
     progress: GroupProgress | None,
-) -> list[dict[str, Any]] | Unbatchable:
+) -> list[RunRecord] | Unbatchable:
     started = time.perf_counter()
-    group = GroupTrainer(specs, plugins=plugins, device=device, progress=progress)
-    for member, directory in zip(group.members, dirs, strict=True):
-        member.trainer.artifact_dir = directory
+    group = GroupTrainer(
+        specs, plugins=plugins, device=device, progress=progress, artifact_dirs=dirs
+    )
     try:
         group.build(data)
     except Unbatchable as why:
         return why
     except Exception as exc:  # a setup failure fails every run of the group
-        for member in group.members:
-            member.record["status"] = "failed"
-            member.record["error"] = _error(exc)
-            member.setup = None
+        group.fail_all(exc)
         return group.finish(started)
     try:
         group.train()
@@ -650,31 +652,63 @@ def _train_part(
     return group.finish(started)
 
 
-def _fallback(
-    specs: Sequence[dict[str, Any]],
-    why: Exception,
-    plugins: LoadedPlugins,
-    device: torch.device,
-    data_root: str | None,
-    download: bool,
-    dirs: Sequence[Any],
-    progress: GroupProgress | None,
-    stream: TextIO | None,
-) -> list[dict[str, Any]]:
-    """Train ``specs`` one after the other with the single engine, saying why in one line."""
-    (stream or sys.stderr).write(
-        f"dstbench: batched engine: {why}; training its {len(specs)} run(s) with the single "
-        "engine\n"
-    )
-    return [
-        execute(
-            spec,
-            plugins=plugins,
-            device=device,
-            data_root=data_root,
-            download=download,
-            artifact_dir=dirs[i],
-            progress=(lambda info, i=i: progress(i, info)) if progress else None,  # type: ignore[misc]
+@dataclass
+class _Fallback:
+    """Train runs one after the other with the single engine, saying why in one line."""
+
+    specs: Sequence[RunSpec]
+    plugins: LoadedPlugins
+    device: torch.device
+    data_root: str | None
+    download: bool
+    dirs: Sequence[Path | None]
+    progress: GroupProgress | None
+    stream: TextIO | None
+
+    def __call__(self, why: Exception, start: int = 0) -> Iterator[RunRecord]:
+        """Records of the runs from ``start`` on."""
+        (self.stream or sys.stderr).write(
+            f"dstbench: batched engine: {why}; training its {len(self.specs) - start} run(s) "
+            "with the single engine\n"
         )
-        for i, spec in enumerate(specs)
-    ]
+        for i in range(start, len(self.specs)):
+            progress = self.progress
+            yield train_run(
+                self.specs[i],
+                plugins=self.plugins,
+                device=self.device,
+                data_root=self.data_root,
+                download=self.download,
+                artifact_dir=self.dirs[i],
+                progress=(lambda info, i=i, p=progress: p(i, info)) if progress else None,  # type: ignore[misc]
+            )
+
+
+class BatchedEngine:
+    """Compatible runs stacked and trained together (see the module docstring)."""
+
+    def groups(self, jobs: Sequence[Job], size: int, workers: int = 1) -> list[list[Job]]:
+        """Groups of compatible jobs, at most ``size`` each (0: one group per worker)."""
+        return make_groups(jobs, lambda job: job.spec, size, workers)
+
+    def run(
+        self, requests: Sequence[RunRequest], options: ExecutionOptions, plugins: LoadedPlugins
+    ) -> Iterator[RunRecord]:
+        """Train ``requests`` (a group) together; yield each record in order."""
+        specs = [build_spec(request.spec, plugins.registry) for request in requests]
+        callbacks = [epoch_progress(request) for request in requests]
+
+        def progress(index: int, info: dict[str, Any]) -> None:
+            callback = callbacks[index]
+            if callback is not None:
+                callback(info)
+
+        yield from train_group(
+            specs,
+            plugins=plugins,
+            device=resolve_device(requests[0].device if requests else options.device),
+            data_root=options.data_root,
+            download=options.download,
+            artifact_dirs=[request.artifact_dir for request in requests],
+            progress=progress if any(callbacks) else None,
+        )

@@ -13,9 +13,9 @@ from dstbench.analysis.jaccard import overlap_report
 from dstbench.analysis.report import Report
 from dstbench.analysis.sweep import sweep_report
 from dstbench.analysis.winners import winners_report
+from dstbench.contracts.components import Register
 from dstbench.hookspecs import hookimpl
 from dstbench.leaderboard.data import Results
-from dstbench.registry import Register
 
 
 def overlap(results: Results, *, stem: str) -> Report:

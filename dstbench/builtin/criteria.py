@@ -16,9 +16,9 @@ import math
 
 import torch
 
+from dstbench.contracts.components import Register
+from dstbench.contracts.layers import CriterionContext
 from dstbench.hookspecs import hookimpl
-from dstbench.registry import Register
-from dstbench.sparse.ops import CriterionContext
 from dstbench.sparse.selection import select
 
 

@@ -9,6 +9,7 @@ in the suites.
 
 from __future__ import annotations
 
+from dstbench.contracts.components import Register
 from dstbench.datasets.cifar import load_cifar10, load_cifar100
 from dstbench.datasets.digits import load_digits
 from dstbench.datasets.fashion_mnist import load_fashion_mnist
@@ -16,7 +17,6 @@ from dstbench.datasets.higgs import load_higgs
 from dstbench.datasets.imagenet import load_imagenet
 from dstbench.datasets.tiny_imagenet import load_tiny_imagenet
 from dstbench.hookspecs import hookimpl
-from dstbench.registry import Register
 
 #: Spec defaults for digits: ~40 iterations per epoch, so updates every 50 iterations.
 DIGITS_DEFAULTS = {"epochs": 30, "batch_size": 32, "lr": 0.05, "update_period": 50}

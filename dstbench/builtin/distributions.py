@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 
+from dstbench.contracts.components import Register
 from dstbench.errors import SpecError
 from dstbench.hookspecs import hookimpl
-from dstbench.registry import Register
 
 Shapes = Mapping[str, Sequence[int]]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dstbench.contracts.components import Register
 from dstbench.hookspecs import hookimpl
-from dstbench.registry import Register
 from dstbench.suite.dask_executor import DaskExecutor
 from dstbench.suite.local import LocalExecutor
 from dstbench.suite.slurm import SlurmExecutor

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from dstbench.contracts.components import Register
+from dstbench.contracts.layers import GrowthContext
 from dstbench.hookspecs import hookimpl
-from dstbench.registry import Register
-from dstbench.sparse.ops import GrowthContext
 
 
 def random_growth(ctx: GrowthContext) -> torch.Tensor:

@@ -8,12 +8,12 @@ cannot take the dataset's input.
 
 from __future__ import annotations
 
+from dstbench.contracts.components import Register
 from dstbench.hookspecs import hookimpl
 from dstbench.models.convnets import lenet5, small_conv, vgg16
 from dstbench.models.mlp import mlp, mlp_cifar, mlp_higgs
 from dstbench.models.resnet_cifar import resnet20, resnet32, resnet56
 from dstbench.models.torchvision_models import efficientnet_b0, resnet50
-from dstbench.registry import Register
 
 
 @hookimpl

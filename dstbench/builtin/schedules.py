@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
+from dstbench.contracts.components import Register
 from dstbench.hookspecs import hookimpl
-from dstbench.registry import Register
 
 
 def _progress(step: int, total_steps: int, end_fraction: float) -> float | None:

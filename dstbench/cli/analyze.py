@@ -61,7 +61,7 @@ def list_text(analyses: Any) -> str:
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
-    from dstbench.engine.spec import parse_value
+    from dstbench.resolve import parse_value
 
     out = {}
     for pair in pairs:

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from dstbench.cli import warn_plugin_failures
-from dstbench.engine.spec import FIELDS, PAPER_FIDELITY, apply_paper_fidelity, describe_spec
-from dstbench.engine.train import execute
+from dstbench.contracts.spec import describe_spec
+from dstbench.engine.single import execute
+from dstbench.engine.spec import FIELDS, PAPER_FIDELITY, apply_paper_fidelity
 from dstbench.errors import DstbenchError
 from dstbench.io import check_output_file, check_writable_dir, write_json_atomic
 from dstbench.preflight import check_device

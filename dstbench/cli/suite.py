@@ -11,14 +11,17 @@ from typing import Any
 from tabulate import tabulate
 
 from dstbench.cli import warn_plugin_failures
-from dstbench.engine.spec import FIELDS, format_component, parse_component
-from dstbench.errors import DstbenchError, SuiteError
+from dstbench.contracts.spec import format_component
+from dstbench.engine.spec import FIELDS
+from dstbench.errors import SpecError, SuiteError
 from dstbench.labels import value_text
+from dstbench.leaderboard import write_leaderboard
 from dstbench.plugins import get_plugins
 from dstbench.preflight import check_data, dataset_references
 from dstbench.registry import Registry
+from dstbench.resolve import lookup, resolve_component
 from dstbench.suite.cost import cost_text, estimate
-from dstbench.suite.loader import ENGINES, Suite, TooManyRuns, load_suite
+from dstbench.suite.loader import Suite, TooManyRuns, load_suite
 from dstbench.suite.runner import (
     RETRYABLE,
     STATUS_WORDS,
@@ -129,10 +132,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--engine",
-        choices=ENGINES,
         default=None,
-        help="single: one run at a time per worker; batched: compatible runs trained "
-        "together in one process (default: the suite's `engine`, else single)",
+        metavar="NAME",
+        help="training engine (see `dstbench plugins`): single, one run at a time per worker; "
+        "batched, compatible runs trained together in one process (default: the suite's "
+        "`engine`, else single)",
     )
     parser.add_argument(
         "--group",
@@ -164,11 +168,18 @@ def _executor(ref: str | None, registry: Registry) -> dict[str, Any] | None:
     if ref is None:
         return None
     try:
-        name, params = parse_component(ref, "--executor")
-        info = registry.executors[name]
-        return {"name": name, "params": info.resolve_params(params)}
-    except DstbenchError as exc:
-        raise SuiteError(f"--executor: {exc}") from None
+        return resolve_component(ref, "executor", registry, key="--executor").to_json()
+    except SpecError as exc:
+        raise SuiteError(str(exc)) from None
+
+
+def _engine(name: str | None, registry: Registry) -> str | None:
+    if name is None:
+        return None
+    try:
+        return lookup("engine", name, registry, key="--engine").name
+    except SpecError as exc:
+        raise SuiteError(str(exc)) from None
 
 
 def matrix_text(suite: Suite, planned: Sequence[PlannedRun]) -> str:
@@ -259,14 +270,14 @@ def run(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         download=args.download,
         executor=executor,
-        engine=args.engine,
+        engine=_engine(args.engine, registry),
         group=args.group,
         retry=args.retry,
         timeout=args.timeout,
         detach=args.detach,
         stream=sys.stdout,
         live=live,
-        leaderboard=not args.no_leaderboard,
+        publish=None if args.no_leaderboard else write_leaderboard,
         registry=registry,
     )
     for line in summary_lines(outcome):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dstbench.sparse.ops import LayerContext
+from dstbench.contracts.layers import LayerContext
 
 #: The shapes every criterion and growth method must handle: (out, in) for Linear and
 #: (out, in, kh, kw) for Conv2d.

@@ -19,8 +19,9 @@ import torch
 from dstbench.conformance._collect import Collector, error_text
 from dstbench.conformance.layers import LAYER_SHAPES, make_layer
 from dstbench.conformance.report import Check
+from dstbench.contracts.layers import LayerContext
 from dstbench.registry import ComponentInfo, CriterionInfo, GrowthInfo
-from dstbench.sparse.ops import LayerContext, grow_positions, prune_positions
+from dstbench.sparse.ops import grow_positions, prune_positions
 
 #: Seeds of the generator handed to the component in the determinism checks.
 _SEED = 1234

@@ -21,7 +21,8 @@ from torch import nn
 from dstbench.conformance._collect import Collector, error_text
 from dstbench.conformance.report import Check
 from dstbench.conformance.selection import metadata_checks
-from dstbench.engine.data import DatasetContext, DatasetParts, TensorSplit, make_batches
+from dstbench.contracts.data import DatasetContext, DatasetParts, TensorSplit
+from dstbench.engine.data import make_batches
 from dstbench.errors import DataError, DstbenchError
 from dstbench.plugins import LoadedPlugins
 from dstbench.registry import ComponentInfo
@@ -72,7 +73,7 @@ def _short_run_spec(plugins: LoadedPlugins, **override: Any) -> tuple[dict[str, 
 
 
 def _run(plugins: LoadedPlugins, spec: Mapping[str, Any], device: str) -> dict[str, Any]:
-    from dstbench.engine.train import execute
+    from dstbench.engine.single import execute
 
     with tempfile.TemporaryDirectory(prefix="dstbench-check-") as tmp:
         return execute(spec, plugins=plugins, device=device, artifact_dir=Path(tmp))

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from dstbench.contracts.data import DatasetContext, DatasetParts, TensorSplit
 from dstbench.datasets.augment import PADDING_MODES, RandomCropFlip, normalize_images, zero_fill
 from dstbench.datasets.files import bad_file, exclusive, extract_folder, missing_data
 from dstbench.datasets.safe_pickle import RefusedGlobal, load_data_pickle
 from dstbench.datasets.splits import PAPER_VALID_SPLIT, last_fraction
-from dstbench.engine.data import DatasetContext, DatasetParts, TensorSplit
 from dstbench.errors import DataError, ParameterError
 
 

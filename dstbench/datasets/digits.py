@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from dstbench.engine.data import DatasetContext, DatasetParts, TensorSplit
+from dstbench.contracts.data import DatasetContext, DatasetParts, TensorSplit
 
 TEST_FRACTION = 0.2
 TEST_SPLIT_SEED = 1797

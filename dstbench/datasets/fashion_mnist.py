@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from dstbench.contracts.data import DatasetContext, DatasetParts, TensorSplit
 from dstbench.datasets.augment import normalize_images
 from dstbench.datasets.files import bad_file, exclusive, missing_data
 from dstbench.datasets.splits import PAPER_VALID_SPLIT, last_fraction
-from dstbench.engine.data import DatasetContext, DatasetParts, TensorSplit
 from dstbench.errors import DataError
 
 FOLDER = Path("FashionMNIST") / "raw"

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dstbench.contracts.data import DatasetContext, DatasetParts, TensorSplit
 from dstbench.datasets.files import bad_file, missing_data
-from dstbench.engine.data import DatasetContext, DatasetParts, TensorSplit
 from dstbench.errors import DataError
 
 #: What a column name in a header looks like (anything else is not repeated in messages).

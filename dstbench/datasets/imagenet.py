@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dstbench.contracts.data import DatasetContext, DatasetParts
 from dstbench.datasets.files import missing_data
 from dstbench.datasets.images import ImageFiles, image_transforms
 from dstbench.datasets.splits import test_as_validation
-from dstbench.engine.data import DatasetContext, DatasetParts
 from dstbench.errors import DataError, ParameterError
 
 FOLDER = "imagenet"

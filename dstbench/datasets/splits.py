@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dstbench.engine.data import DatasetContext, Split, TensorSplit
+from dstbench.contracts.data import DatasetContext, Split, TensorSplit
 
 #: The paper code's ``valid_split``: the last 10% of the training set, not shuffled.
 PAPER_VALID_SPLIT = 0.1

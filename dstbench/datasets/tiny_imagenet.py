@@ -23,10 +23,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dstbench.contracts.data import DatasetContext, DatasetParts
 from dstbench.datasets.files import bad_file, exclusive, extract_folder, missing_data
 from dstbench.datasets.images import ImageFiles, image_transforms
 from dstbench.datasets.splits import test_as_validation
-from dstbench.engine.data import DatasetContext, DatasetParts
 from dstbench.errors import DataError, ParameterError
 
 FOLDER = "tiny-imagenet-200"

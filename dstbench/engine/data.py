@@ -1,4 +1,4 @@
-"""What a dataset plugin returns, and how the engine turns it into batches.
+"""How the engine turns what a dataset plugin returns into batches.
 
 Datasets that fit in memory are :class:`TensorSplit` objects: the engine moves them to the
 training device once and produces every batch (and its augmentation) with tensor ops into
@@ -9,81 +9,16 @@ preallocated buffers, so there is no per-sample Python in the loop. Larger datas
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-#: A batch augmentation: ``transform(x, generator) -> x`` on a whole batch, with tensor ops.
-BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+from dstbench.contracts.data import BatchTransform, Split, TensorSplit
 
 DATA_ENV = "DSTBENCH_DATA"
-
-
-@dataclass
-class TensorSplit:
-    """An in-memory split: inputs ``x`` (N, ...) and integer labels ``y`` (N,)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-
-    def __post_init__(self) -> None:
-        if self.x.shape[0] != self.y.shape[0]:
-            msg = f"x has {self.x.shape[0]} samples but y has {self.y.shape[0]}"
-            raise ValueError(msg)
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-    def subset(self, index: torch.Tensor) -> TensorSplit:
-        """The samples at ``index``."""
-        return TensorSplit(self.x[index], self.y[index])
-
-    def to(self, device: torch.device | str) -> TensorSplit:
-        """This split on ``device``."""
-        return TensorSplit(self.x.to(device), self.y.to(device))
-
-
-Split = TensorSplit | Dataset
-
-
-@dataclass
-class DatasetParts:
-    """What a dataset factory returns.
-
-    ``val`` is normally None: the engine then carves the validation split out of ``train``
-    (fixed across seeds). A dataset gives ``val`` itself only for an option that reproduces a
-    specific protocol (e.g. the paper's "validate on the test set" for CIFAR-100).
-    """
-
-    train: Split
-    test: Split
-    input_shape: tuple[int, ...]
-    num_classes: int
-    val: Split | None = None
-    #: Augmentation for training batches (tensor splits only), e.g. random crop + flip.
-    train_transform: BatchTransform | None = None
-    #: DataLoader workers for Dataset-backed splits.
-    num_workers: int = 2
-    #: Free-form notes recorded in the result (e.g. which split protocol was used).
-    notes: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class DatasetContext:
-    """What a dataset factory is told about where to read data."""
-
-    #: The resolved data directory (it may not exist yet).
-    root: Path
-    #: Whether the factory may download missing data.
-    download: bool = False
-    #: The spec's ``validation``: ``"split"`` (the engine carves the validation split from
-    #: ``train``; the factory returns ``val=None``) or ``"paper"`` (the factory reproduces the
-    #: paper's own choice, returning ``val`` and the matching ``train``).
-    validation: str = "split"
 
 
 def default_data_root() -> Path:

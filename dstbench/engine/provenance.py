@@ -5,24 +5,18 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 import torch
 
 from dstbench._version import __version__
+from dstbench.contracts.components import KINDS
+from dstbench.contracts.spec import RunSpec
 from dstbench.plugins import LoadedPlugins
 
-#: Spec keys that name a component, with the component's kind.
-COMPONENT_KEYS: dict[str, str] = {
-    "model": "model",
-    "dataset": "dataset",
-    "criterion": "criterion",
-    "growth": "growth",
-    "distribution": "distribution",
-    "schedule": "schedule",
-}
+#: The component kind each spec key names (from the kinds table).
+SPEC_KEY_KINDS: dict[str, str] = {key: kind.name for kind in KINDS for key in kind.spec_keys}
 
 
 def device_name(device: torch.device) -> str:
@@ -32,18 +26,12 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.machine() or 'unknown'})"
 
 
-def components_used(spec: Mapping[str, Any], plugins: LoadedPlugins) -> dict[str, dict[str, Any]]:
+def components_used(spec: RunSpec, plugins: LoadedPlugins) -> dict[str, dict[str, Any]]:
     """For each component in ``spec``: its name and the plugin/distribution/version behind it."""
     used: dict[str, dict[str, Any]] = {}
-    entries = [(key, spec.get(key)) for key in COMPONENT_KEYS]
-    entries += [
-        (f"compare_criteria[{i}]", c) for i, c in enumerate(spec.get("compare_criteria") or [])
-    ]
-    for key, component in entries:
-        if not component:
-            continue
-        kind = COMPONENT_KEYS.get(key, "criterion")
-        info = plugins.registry.table(kind)[component["name"]]
+    for key, ref in spec.components.items():
+        kind = SPEC_KEY_KINDS[key.split("[", 1)[0]]
+        info = ref.info or plugins.registry.table(kind)[ref.name]
         used[key] = {
             "name": info.name,
             "plugin": info.plugin,
@@ -54,9 +42,9 @@ def components_used(spec: Mapping[str, Any], plugins: LoadedPlugins) -> dict[str
 
 
 def provenance(
-    spec: Mapping[str, Any], plugins: LoadedPlugins, device: torch.device
+    spec: RunSpec, plugins: LoadedPlugins, device: torch.device, engine: str = "single"
 ) -> dict[str, Any]:
-    """The provenance block of a result record."""
+    """The provenance block of a result record (``engine``: the engine that trained it)."""
     return {
         "dstbench": __version__,
         # When the record was made (the run's end), in UTC: leaderboards date their header
@@ -68,6 +56,7 @@ def provenance(
         "cuda": torch.version.cuda,
         "device": str(device),
         "device_name": device_name(device),
+        "engine": engine,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "components": components_used(spec, plugins),

@@ -1,27 +1,25 @@
-"""Run specifications: validation, defaults, normalization and identity.
+"""Run specifications: the keys, their validation and defaults, and the paper's fidelity.
 
-A run spec is a flat mapping of the keys in :data:`FIELDS`. :func:`normalize_spec` checks
-every key and value, fills defaults (the dataset's recommended values first, then the global
-ones, which are the paper's), resolves component names and their parameters against the
-registry, and returns the *normalized* spec: a JSON-ready dict with every key present.
-Components appear as ``{"name": ..., "params": {...all parameters...}}``. The run's identity
-is a hash of the normalized spec (:func:`spec_hash`), so the same run has the same id in any
-suite. Keys that do not change the science (``data_root``, ``device``, ``download``) are not
-part of the spec at all; they are execution options.
+:func:`build_spec` is the one place where a :class:`~dstbench.contracts.spec.RunSpec` is made:
+it checks every key and value of :data:`FIELDS`, fills defaults (the dataset's recommended
+values first, then the global ones, which are the paper's) and resolves component names and
+their parameters against the registry (:mod:`dstbench.resolve`). The run's identity is a hash
+of the spec's JSON form (``RunSpec.run_id``), so the same run has the same id in any suite.
+Keys that do not change the science (``data_root``, ``device``, ``download``, the engine) are
+not part of the spec at all; they are execution options.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dstbench.errors import DstbenchError, SpecError, choices_text, did_you_mean
+from dstbench.contracts.spec import RunSpec
+from dstbench.errors import SpecError, choices_text, did_you_mean
 from dstbench.registry import Registry
+from dstbench.resolve import parse_component, resolve_component
 
 
 @dataclass(frozen=True)
@@ -146,9 +144,6 @@ FIELDS: dict[str, FieldSpec] = {
     ),
 }
 
-#: Keys added after run ids were first published: left out of the normalized spec while at
-#: their default, so that the ids of every run that does not use them stay the same.
-OMITTED_AT_DEFAULT: tuple[str, ...] = ("jaccard_at_init",)
 
 #: What ``fidelity = "paper"`` (CLI ``--paper-faithful``) sets: the paper code's behaviour.
 PAPER_FIDELITY: dict[str, Any] = {
@@ -239,127 +234,38 @@ _UNUSED: dict[str, tuple[str, ...]] = {
 
 REQUIRED = ("model", "dataset")
 
-_REF_RE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_\-]*)\s*(?:\[(.*)\])?\s*$", re.DOTALL)
-
-
-def parse_value(text: str) -> Any:
-    """Parse a parameter value written in a component reference: bool, int, float, list, str."""
-    text = text.strip()
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text.strip("'\"")
-
-
-def _split_top_level(text: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    depth = 0
-    for char in text:
-        if char in "[(":
-            depth += 1
-        elif char in "])":
-            depth -= 1
-        if char == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    if "".join(current).strip():
-        parts.append("".join(current))
-    return parts
-
-
-def parse_component(ref: Any, key: str) -> tuple[str, dict[str, Any]]:
-    """Read a component reference: ``"name"``, ``"name[k=v,...]"`` or ``{name=..., k=v}``.
-
-    :raises SpecError: when the reference is malformed.
-    """
-    if isinstance(ref, Mapping):
-        if "name" not in ref or not isinstance(ref["name"], str):
-            msg = f"{key}: a table must have a string 'name', got {dict(ref)!r}"
-            raise SpecError(msg)
-        table_params = {k: v for k, v in ref.items() if k not in ("name", "params")}
-        nested = ref.get("params") or {}
-        if not isinstance(nested, Mapping):
-            msg = f"{key}: 'params' must be a table of parameters, got {nested!r}"
-            raise SpecError(msg)
-        table_params.update(nested)
-        return ref["name"].lower(), table_params
-    if not isinstance(ref, str):
-        msg = f"{key}: expected a component name such as 'name' or 'name[k=v]', got {ref!r}"
-        raise SpecError(msg)
-    match = _REF_RE.match(ref)
-    if not match:
-        msg = f"{key}: cannot read component reference {ref!r}; expected 'name' or 'name[k=v,...]'"
-        raise SpecError(msg)
-    name, inner = match.group(1).lower(), match.group(2)
-    params: dict[str, Any] = {}
-    for part in _split_top_level(inner or ""):
-        if "=" not in part:
-            msg = f"{key}: parameter {part.strip()!r} in {ref!r} needs the form key=value"
-            raise SpecError(msg)
-        k, v = part.split("=", 1)
-        params[k.strip()] = parse_value(v)
-    return name, params
-
-
-def format_component(component: Mapping[str, Any] | None) -> str:
-    """``name`` or ``name[k=v,...]`` with every parameter (``-`` for no component)."""
-    if component is None:
-        return "-"
-    params = component.get("params", {})
-    if not params:
-        return str(component["name"])
-    inner = ",".join(
-        f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in sorted(params.items())
-    )
-    return f"{component['name']}[{inner}]"
-
 
 def _check_scalar(key: str, field: FieldSpec, value: Any) -> Any:
     kind = field.type
     if kind == "bool":
         if not isinstance(value, bool):
-            raise SpecError(f"{key}: expected true or false, got {value!r}")
+            raise SpecError(f"expected true or false, got {value!r}", key=key)
         return value
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"{key}: expected an integer, got {value!r}")
+            raise SpecError(f"expected an integer, got {value!r}", key=key)
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{key}: expected a number, got {value!r}")
+            raise SpecError(f"expected a number, got {value!r}", key=key)
         value = float(value)
         if not math.isfinite(value):
-            raise SpecError(f"{key}: expected a finite number, got {value!r}")
+            raise SpecError(f"expected a finite number, got {value!r}", key=key)
     elif kind == "choice":
         if value not in field.choices:
             raise SpecError(
-                f"{key}: expected one of {choices_text(field.choices)}, got {value!r}"
-                f"{did_you_mean(str(value), field.choices)}"
+                f"expected one of {choices_text(field.choices)}, got {value!r}"
+                f"{did_you_mean(str(value), field.choices)}",
+                key=key,
             )
     elif kind == "fractions":
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1 for v in value
         ):
-            raise SpecError(f"{key}: expected a list of numbers in (0, 1), got {value!r}")
+            raise SpecError(f"expected a list of numbers in (0, 1), got {value!r}", key=key)
         value = sorted(float(v) for v in value)
     if field.check is not None and not field.check(value):
-        raise SpecError(f"{key}: expected a value {field.expected}, got {value!r}")
+        raise SpecError(f"expected a value {field.expected}, got {value!r}", key=key)
     return value
-
-
-def _resolve_component(key: str, kind: str, ref: Any, registry: Registry) -> dict[str, Any]:
-    name, params = parse_component(ref, key)
-    try:
-        info = registry.table(kind)[name]
-        resolved = info.resolve_params(params)
-    except DstbenchError as exc:
-        raise SpecError(f"{key}: {exc}") from None
-    return {"name": name, "params": resolved}
 
 
 def check_keys(
@@ -375,58 +281,51 @@ def check_keys(
             raise SpecError(msg)
 
 
-def normalize_spec(raw: Mapping[str, Any], registry: Registry) -> dict[str, Any]:
-    """Validate ``raw`` and return the normalized spec (every key, components resolved).
+def build_spec(raw: Mapping[str, Any], registry: Registry) -> RunSpec:
+    """Validate ``raw`` and build the run's :class:`RunSpec` (every key, components resolved
+    against ``registry`` and carried in the spec). The one place where specs are made.
 
-    :raises SpecError: naming the key and what was expected.
+    :param raw: spec keys as a user writes them (a suite cell, command-line flags), or a
+        spec's JSON form (a job file): both normalize to the same spec.
+    :raises SpecError: naming the key (``exc.key``) and what was expected.
     """
     check_keys(raw)
     for key in REQUIRED:
         if raw.get(key) is None:
-            raise SpecError(f"{key}: required; registered: {choices_text(registry.table(key))}")
-    dataset = _resolve_component("dataset", "dataset", raw["dataset"], registry)
-    dataset_defaults = getattr(registry.datasets[dataset["name"]], "defaults", {})
+            msg = f"required; registered: {choices_text(registry.table(key))}"
+            raise SpecError(msg, key=key)
+    dataset = resolve_component(raw["dataset"], "dataset", registry, key="dataset")
+    dataset_defaults = getattr(dataset.info, "defaults", {})
     method = _check_scalar("method", FIELDS["method"], raw.get("method", "dst"))
     unused = _UNUSED[method]
-    spec: dict[str, Any] = {}
+    values: dict[str, Any] = {}
     for key, field in FIELDS.items():
         if key in unused:
-            spec[key] = None
+            values[key] = None
             continue
         value = raw.get(key)
         if value is None:
             value = dataset_defaults.get(key, field.default)
         if key == "dataset":
-            spec[key] = dataset
+            values[key] = dataset
         elif field.type.startswith("component:"):
-            spec[key] = _resolve_component(key, field.type.split(":", 1)[1], value, registry)
+            kind = field.type.split(":", 1)[1]
+            values[key] = resolve_component(value, kind, registry, key=key)
         elif field.type.startswith("components:"):
             if not isinstance(value, (list, tuple)):
-                raise SpecError(f"{key}: expected a list of names, got {value!r}")
+                raise SpecError(f"expected a list of names, got {value!r}", key=key)
             kind = field.type.split(":", 1)[1]
-            spec[key] = [_resolve_component(key, kind, v, registry) for v in value]
+            values[key] = tuple(resolve_component(v, kind, registry, key=key) for v in value)
         else:
-            spec[key] = _check_scalar(key, field, value)
+            values[key] = _check_scalar(key, field, value)
     if method == "dense":
-        spec["density"] = 1.0
-    for key in OMITTED_AT_DEFAULT:
-        if spec.get(key) in (None, FIELDS[key].default):
-            del spec[key]
-    return spec
+        values["density"] = 1.0
+    return RunSpec(**values)
 
 
-def spec_hash(spec: Mapping[str, Any], length: int = 16) -> str:
-    """The run id: a hash of the canonical JSON of a normalized spec."""
-    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+def normalize_spec(raw: Mapping[str, Any], registry: Registry) -> dict[str, Any]:
+    """The JSON form of :func:`build_spec` (what records, suites and job files hold).
 
-
-def describe_spec(spec: Mapping[str, Any]) -> str:
-    """A short human label: ``magnitude/gradient mlp/digits d=0.1 seed=0``."""
-    setup = f"{spec['model']['name']}/{spec['dataset']['name']}"
-    if spec["method"] == "dense":
-        return f"dense {setup} seed={spec['seed']}"
-    if spec["method"] == "static":
-        return f"static {setup} d={spec['density']:g} seed={spec['seed']}"
-    method = f"{format_component(spec['criterion'])}/{format_component(spec['growth'])}"
-    return f"{method} {setup} d={spec['density']:g} seed={spec['seed']}"
+    :raises SpecError: naming the key and what was expected.
+    """
+    return build_spec(raw, registry).to_json()

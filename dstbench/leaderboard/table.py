@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from dstbench.analysis import stats
-from dstbench.analysis.health import at_chance
+from dstbench.engine.health import at_chance
 from dstbench.engine.spec import FIELDS
 from dstbench.labels import value_text
 from dstbench.leaderboard.data import Entry

@@ -10,9 +10,10 @@ from typing import Any, Literal, cast
 import torch
 from torch import nn
 
+from dstbench.contracts.layers import LayerContext, LayerUpdate, TopologyUpdate
 from dstbench.errors import SpecError
 from dstbench.registry import CriterionInfo, GrowthInfo
-from dstbench.sparse.ops import LayerContext, grow_positions, prune_positions
+from dstbench.sparse.ops import grow_positions, prune_positions
 
 MaskInit = Literal["exact", "bernoulli"]
 
@@ -61,53 +62,6 @@ class SparseLayer:
     def numel(self) -> int:
         """Number of positions in the layer."""
         return self.weight.numel()
-
-
-@dataclass
-class LayerUpdate:
-    """What one topology update did to one layer."""
-
-    name: str
-    pruned: torch.Tensor
-    grown: torch.Tensor
-    n_pruned: int
-    n_grown: int
-    #: Positions pruned and grown back in the same update (weight and momentum kept).
-    n_regrown: int
-    active: int
-    #: The count the criterion was asked to prune, ``ceil(ζ·active)``; differs from
-    #: ``n_pruned`` only for criteria registered with ``exact=False``.
-    n_requested: int = 0
-
-
-@dataclass
-class TopologyUpdate:
-    """One prune-and-grow update over all sparse layers."""
-
-    step: int
-    prune_fraction: float
-    layers: list[LayerUpdate]
-
-    @property
-    def n_pruned(self) -> int:
-        """Total weights pruned (selection count)."""
-        return sum(u.n_pruned for u in self.layers)
-
-    @property
-    def n_grown(self) -> int:
-        """Total weights grown (selection count)."""
-        return sum(u.n_grown for u in self.layers)
-
-    def summary(self) -> dict[str, Any]:
-        """Counts only, JSON-ready (the result record keeps one per update)."""
-        return {
-            "step": self.step,
-            "prune_fraction": self.prune_fraction,
-            "requested": sum(u.n_requested for u in self.layers),
-            "pruned": self.n_pruned,
-            "grown": self.n_grown,
-            "regrown": sum(u.n_regrown for u in self.layers),
-        }
 
 
 MomentumLookup = Callable[[nn.Parameter], "torch.Tensor | None"]

@@ -1,45 +1,16 @@
-"""Prune and grow one layer: the contract between the engine and criterion/growth plugins."""
+"""Prune and grow one layer: calls a criterion or growth plugin and checks what it returns."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from dstbench.contracts.layers import LayerContext
 from dstbench.errors import CriterionError
 from dstbench.registry import ComponentInfo, CriterionInfo, GrowthInfo
 from dstbench.sparse.selection import select
-
-
-@dataclass(frozen=True)
-class LayerContext:
-    """What a criterion or growth method sees of one sparse layer.
-
-    The tensors are the engine's own: a plugin must treat them as read-only.
-    """
-
-    #: The layer's weight tensor (inactive positions are exactly zero).
-    weight: torch.Tensor
-    #: Bool mask of active positions. For growth: the mask *after* this update's pruning.
-    mask: torch.Tensor
-    #: Dense gradient of the current mini-batch (all positions), or None when not needed.
-    grad: torch.Tensor | None = None
-    #: The optimizer's momentum buffer for this weight, or None (not needed / not yet built).
-    momentum: torch.Tensor | None = None
-    #: The layer's name (e.g. ``"layers.0.weight"``).
-    layer: str = ""
-    #: Training iteration of this update (1-based; 0 outside training).
-    step: int = 0
-    #: The run's seeded generator, for criteria that need randomness of their own.
-    generator: torch.Generator | None = None
-
-
-#: The context handed to pruning criteria.
-CriterionContext = LayerContext
-#: The context handed to growth methods.
-GrowthContext = LayerContext
 
 
 def _check_inputs(info: ComponentInfo, ctx: LayerContext, needs_grad: bool) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from dstbench.engine.spec import spec_hash
+from dstbench.contracts.spec import spec_hash
 from dstbench.errors import DstbenchError
 from dstbench.registry import Registry
 from dstbench.suite.runner import PlannedRun

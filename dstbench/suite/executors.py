@@ -51,125 +51,18 @@ which ``dstbench status`` uses to tell pending and running runs apart.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any
 
+from dstbench.contracts.execution import (
+    ExecutionOptions,
+    Executor,
+    Job,
+    JobState,
+    Reporter,
+)
 from dstbench.errors import DstbenchError, SuiteError
 from dstbench.registry import Registry
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run to execute: its id, normalized spec and where its record goes."""
-
-    run_id: str
-    spec: dict[str, Any]
-    #: Absolute path of the JSON record to write.
-    record_path: str
-    #: A short human label (``magnitude/gradient mlp/digits d=0.1 seed=0``).
-    label: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (what a cluster executor ships to the machine that runs it)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Job:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            run_id=str(data["run_id"]),
-            spec=dict(data["spec"]),
-            record_path=str(data["record_path"]),
-            label=str(data.get("label", data["run_id"])),
-        )
-
-
-@dataclass(frozen=True)
-class ExecutionOptions:
-    """How to execute runs, whatever the executor."""
-
-    #: Parallel workers (jobs running at once).
-    workers: int
-    #: ``auto``, ``cpu``, ``cuda`` (GPUs shared round-robin) or ``cuda:N``.
-    device: str = "auto"
-    #: Data directory (None: ``$DSTBENCH_DATA`` or the user cache).
-    data_root: str | None = None
-    #: Whether datasets may download missing files.
-    download: bool = False
-    #: Runs' artifact directories go under this one (``<artifact_root>/<run_id>``), or None.
-    artifact_root: str | None = None
-    #: Name of the executor (recorded with every run, with ``workers``).
-    executor: str = "local"
-    #: Seconds a run may take; the executor stops a run past it and reports it as failed
-    #: with ``timed out after ...`` (None: no limit).
-    timeout: float | None = None
-    #: The suite's results directory (where a scheduler executor keeps its ledger and logs).
-    output: str | None = None
-    #: Submit and return without waiting (executors that queue jobs on a scheduler).
-    detach: bool = False
-    #: Default in-run checkpoint period in epochs for runs whose spec leaves it unset: 0 never,
-    #: None the engine's default (checkpoint long runs only).
-    checkpoint_every: int | None = None
-    #: The training engine: ``single`` (one run at a time) or ``batched`` (compatible runs
-    #: trained together, see :mod:`dstbench.batched`).
-    engine: str = "single"
-    #: Runs per batched group (0: automatic, see :func:`dstbench.batched.grouping.auto_group`).
-    group: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ExecutionOptions:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**dict(data))
-
-
-@runtime_checkable
-class Reporter(Protocol):
-    """What an executor tells the suite while it works (called from the executor's thread)."""
-
-    def started(self, run_id: str, where: str) -> None:
-        """Job ``run_id`` started on ``where`` (a worker name, host, or cluster job id)."""
-
-    def progress(self, run_id: str, epoch: int, epochs: int) -> None:
-        """Job ``run_id`` finished epoch ``epoch`` of ``epochs``."""
-
-    def finished(self, run_id: str, error: str | None = None, log: str | None = None) -> None:
-        """Job ``run_id`` is over; ``error`` says why when its process died without a record
-        (``log``: the tail of its log, kept in the failure record)."""
-
-    def queued(self, run_id: str, where: str) -> None:
-        """Job ``run_id`` waits in a scheduler's queue as ``where`` (e.g. ``slurm 1234_5``)."""
-
-    def interrupted(self, run_id: str, why: str) -> None:
-        """Job ``run_id`` stopped early and checkpointed; it resumes on its next attempt."""
-
-
-@dataclass(frozen=True)
-class JobState:
-    """What a scheduler says about one job: ``pending``, ``running`` or ``ended``."""
-
-    phase: str
-    #: The scheduler's own word (``PENDING``, ``TIMEOUT``, ``CANCELLED by 0``, ...).
-    state: str = ""
-    #: Why, when the scheduler says (``Resources``, ``BeginTime``, an exit code, ...).
-    reason: str = ""
-
-    @property
-    def alive(self) -> bool:
-        """Pending or running: the job may still write its records."""
-        return self.phase in ("pending", "running")
-
-
-@runtime_checkable
-class Executor(Protocol):
-    """Runs jobs and reports on them. Created by the registered factory with its params."""
-
-    def run(self, jobs: Sequence[Job], options: ExecutionOptions, reporter: Reporter) -> None:
-        """Run every job (see the module docstring for the contract)."""
 
 
 def make_executor(component: Mapping[str, Any], registry: Registry) -> Executor:
@@ -200,3 +93,14 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+__all__ = [
+    "ExecutionOptions",
+    "Executor",
+    "Job",
+    "JobState",
+    "Reporter",
+    "available_cpus",
+    "make_executor",
+]

@@ -51,19 +51,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dstbench.contracts.spec import describe_spec, spec_hash
 from dstbench.engine.spec import (
     FIELDS,
     PAPER_FIDELITY,
-    describe_spec,
     normalize_spec,
     paper_criterion,
     paper_growth,
-    parse_component,
-    spec_hash,
 )
-from dstbench.errors import DstbenchError, SuiteError, choices_text, did_you_mean
+from dstbench.errors import DstbenchError, SpecError, SuiteError, choices_text, did_you_mean
 from dstbench.labels import detail_text, value_text, varying_keys
 from dstbench.registry import Registry
+from dstbench.resolve import lookup, parse_component, resolve_component
 from dstbench.suite.source import parse_suite_text, read_suite_text
 
 #: The sparsity grid: suite key -> run-spec key. Each takes one value or a list.
@@ -100,8 +99,6 @@ META_KEYS: tuple[str, ...] = (
 )
 #: Longest suite name: it names a directory, and file systems cap a name at 255 bytes.
 MAX_NAME = 100
-#: The training engines a suite may ask for (``engine`` key).
-ENGINES: tuple[str, ...] = ("single", "batched")
 
 BASELINES: tuple[str, ...] = ("dense", "static")
 FIDELITIES: tuple[str, ...] = ("default", "paper")
@@ -169,7 +166,7 @@ class Suite:
     download: bool = False
     #: ``timeout`` key: seconds a run may take, or None for no limit.
     timeout: float | None = None
-    #: The training engine (``engine`` key): ``single`` or ``batched``.
+    #: The training engine (``engine`` key): a registered engine, ``single`` by default.
     engine: str = "single"
     #: Runs per batched group (``group`` key); 0 chooses automatically.
     group: int = 0
@@ -310,9 +307,7 @@ class _SuiteBuilder:
         timeout = data.get("timeout")
         if timeout is not None and not _positive_seconds(timeout):
             raise self.fail("timeout", f"expected a number of seconds > 0, got {timeout!r}")
-        engine = data.get("engine", "single")
-        if engine not in ENGINES:
-            raise self.fail("engine", f"expected one of {choices_text(ENGINES)}, got {engine!r}")
+        engine = self.engine(data.get("engine", "single"))
         group = data.get("group", 0)
         if isinstance(group, bool) or not isinstance(group, int) or group < 0:
             raise self.fail("group", f"expected an integer >= 0 (0: automatic), got {group!r}")
@@ -386,11 +381,17 @@ class _SuiteBuilder:
 
     def executor(self, ref: Any) -> dict[str, Any]:
         try:
-            name, params = parse_component(ref, "executor")
-            info = self.registry.executors[name]
-            return {"name": name, "params": info.resolve_params(params)}
-        except DstbenchError as exc:
-            raise self.fail("executor", _strip_key(str(exc), "executor")) from None
+            return resolve_component(ref, "executor", self.registry, key="executor").to_json()
+        except SpecError as exc:
+            raise self.fail(exc.key or "executor", exc.detail) from None
+
+    def engine(self, name: Any) -> str:
+        if not isinstance(name, str):
+            raise self.fail("engine", f"expected an engine name, got {name!r}")
+        try:
+            return lookup("engine", name, self.registry, key="engine").name
+        except SpecError as exc:
+            raise self.fail("engine", exc.detail) from None
 
     # --- one setup -----------------------------------------------------------------------
 
@@ -521,9 +522,9 @@ class _SuiteBuilder:
         """``{name = "mest", lam = [0.1, 1.0]}`` -> one reference per parameter value."""
         try:
             name, params = parse_component(ref, where)
-            info = self.registry.table(kind)[name]
-        except DstbenchError as exc:
-            raise self.fail(where, _strip_key(str(exc), where)) from None
+            info = lookup(kind, name, self.registry, key=where)
+        except SpecError as exc:
+            raise self.fail(where, exc.detail) from None
         names = list(params)
         options: list[list[Any]] = []
         for param in names:
@@ -544,12 +545,12 @@ class _SuiteBuilder:
         """Normalize ``raw`` with the engine; an error names the suite key it came from."""
         try:
             return normalize_spec(raw, self.registry)
-        except DstbenchError as exc:
-            message = str(exc)
-            key, sep, rest = message.partition(": ")
-            if sep and key in locations:
-                raise self.fail(locations[key], rest) from None
-            raise self.fail("", message) from None
+        except SpecError as exc:
+            if exc.key in locations:
+                raise self.fail(locations[exc.key], exc.detail) from None
+            raise self.fail("", str(exc)) from None
+        except DstbenchError as exc:  # not about one key
+            raise self.fail("", str(exc)) from None
 
     def normalize(self, raw: Mapping[str, Any], locations: Mapping[str, str]) -> dict[str, Any]:
         spec_locations = {GRID_KEYS.get(k, k): v for k, v in locations.items()}
@@ -587,12 +588,10 @@ class _SuiteBuilder:
             for item in self.choices(spec_key, value, loc):
                 if kind:
                     try:
-                        name, params = parse_component(item, loc)
-                        info = self.registry.table(kind)[name]
-                        resolved = info.resolve_params(params)
-                    except DstbenchError as exc:
-                        raise self.fail(loc, _strip_key(str(exc), loc)) from None
-                    accepted.append({"name": name, "params": {p: resolved[p] for p in params}})
+                        ref = resolve_component(item, kind, self.registry, key=loc, only_given=True)
+                    except SpecError as exc:
+                        raise self.fail(loc, exc.detail) from None
+                    accepted.append(ref.to_json())
                 else:
                     probe = {**probe_base, spec_key: item}
                     accepted.append(self.probe(probe, {spec_key: loc})[spec_key])
@@ -654,11 +653,6 @@ def _is_param_sweep(value: Any, default: Any) -> bool:
 def _seed_rank(seeds: list[Any], seed: int) -> int:
     # Seeds run outermost: after the first seed's pass every cell has one result.
     return seeds.index(seed) if seed in seeds else 0
-
-
-def _strip_key(message: str, key: str) -> str:
-    prefix = f"{key}: "
-    return message[len(prefix) :] if message.startswith(prefix) else message
 
 
 def _matches(exclude: _Exclude, spec: Mapping[str, Any]) -> bool:

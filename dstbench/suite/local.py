@@ -28,8 +28,11 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from dstbench.errors import SuiteError
+from dstbench.io import OutputError
+from dstbench.plugins import get_plugins
 from dstbench.suite.executors import ExecutionOptions, Job, Reporter, available_cpus
 from dstbench.suite.progress import format_duration
+from dstbench.suite.worker import configure_threads, make_engine, run_group
 
 #: Seconds between checks, in a worker, that the driver is still alive.
 PARENT_CHECK_SECONDS = 0.5
@@ -79,11 +82,8 @@ class LocalExecutor:
 def job_units(jobs: Sequence[Job], options: ExecutionOptions) -> list[list[Job]]:
     """What a worker takes at a time: one job, or with the batched engine a group of
     compatible jobs (``options.group`` at most; 0: one group per worker), largest first."""
-    if options.engine != "batched":
-        return [[job] for job in jobs]
-    from dstbench.batched.grouping import make_groups
-
-    units = make_groups(jobs, lambda job: job.spec, options.group, workers=options.workers)
+    engine = make_engine(options.engine, get_plugins().registry)
+    units = engine.groups(jobs, options.group, options.workers)
     # Largest groups first, so that the last group to start is a small one.
     return sorted(units, key=len, reverse=True)
 
@@ -293,9 +293,6 @@ def worker_main(conn: Connection, name: str, device: str, threads: int, parent: 
     # Ctrl-C reaches the whole process group; the driver decides what happens to workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent(parent)
-    from dstbench.io import OutputError
-    from dstbench.plugins import get_plugins
-    from dstbench.suite.worker import configure_threads, run_group
 
     configure_threads(threads)
     if device.startswith("cuda"):

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,10 +202,10 @@ def run_suite(
     stream: TextIO | None = None,
     live: bool | None = None,
     heartbeat: float = 60.0,
-    leaderboard: bool = True,
+    publish: Callable[[Path], Path | None] | None = None,
     registry: Registry | None = None,
 ) -> SuiteOutcome:
-    """Run what is left of ``suite``'s matrix and write its leaderboard.
+    """Run what is left of ``suite``'s matrix.
 
     :param output: results directory (default ``results/<suite name>``).
     :param workers: parallel runs (default: the suite's ``jobs``, else one per CPU, or one
@@ -223,6 +223,9 @@ def run_suite(
         be written.
     :param detach: submit the runs and return (executors that queue them on a scheduler).
     :param stream: where progress goes (default stderr); ``live`` forces the live line on/off.
+    :param publish: called with the results directory once the runs are over, when any run
+        has a record (``dstbench suite`` writes the leaderboard with it); its return value is
+        the outcome's ``leaderboard``. A failure is reported and the runs stay safe.
     :returns: the outcome; its ``exit_code`` is what ``dstbench suite`` exits with.
 
     Workers are spawned processes that import the caller's main module, so a script calling
@@ -336,11 +339,9 @@ def run_suite(
             detached=reporter.queued_runs if detach and not interrupted else None,
             problems=_problem_lines(store, suite.cells, statuses),
         )
-        if leaderboard and any(s != MISSING for s in statuses.values()):
-            from dstbench.leaderboard import write_leaderboard
-
+        if publish is not None and any(s != MISSING for s in statuses.values()):
             try:
-                outcome.leaderboard = write_leaderboard(store.root)
+                outcome.leaderboard = publish(store.root)
             except Exception:  # the runs are safe; report the leaderboard bug and go on
                 stream.write("dstbench: warning: the leaderboard could not be written:\n")
                 stream.write(traceback.format_exc())

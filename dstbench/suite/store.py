@@ -60,7 +60,7 @@ def record_problem(record: Any, file_id: str | None = None) -> str | None:
     :param file_id: the run id its file name claims (None for records outside a store,
         e.g. ``dstbench run -o mine.json``, whose names are the user's).
     """
-    from dstbench.engine.spec import spec_hash
+    from dstbench.contracts.spec import spec_hash
 
     if not isinstance(record, dict):
         return f"not a JSON object ({type(record).__name__})"

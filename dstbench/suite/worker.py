@@ -19,19 +19,29 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from dstbench.contracts.execution import (
+    Engine,
+    EpochProgress,
+    ExecutionOptions,
+    Job,
+    RunRequest,
+)
+from dstbench.contracts.record import RunRecord
+from dstbench.contracts.spec import RunSpec
 from dstbench.engine.interrupt import (
     INTERRUPTED,
     INTERRUPTED_EXIT,
     RunInterrupted,
     stop_on_signals,
 )
+from dstbench.engine.record import failed_record
+from dstbench.errors import DstbenchError
 from dstbench.io import OutputError, write_json_atomic
-from dstbench.suite.executors import ExecutionOptions, Job
-
-#: ``progress(epoch, epochs)``, called after every epoch.
-EpochProgress = Callable[[int, int], None]
+from dstbench.plugins import get_plugins
+from dstbench.registry import Registry
+from dstbench.resolve import lookup
 
 
 def configure_threads(threads: int) -> None:
@@ -47,17 +57,27 @@ def configure_threads(threads: int) -> None:
 def failure_record(
     spec: Mapping[str, Any], run_id: str, message: str, trace: str | None = None
 ) -> dict[str, Any]:
-    """A ``failed`` record for a run that produced none of its own."""
-    from dstbench.engine.train import new_record
-
-    record = new_record(dict(spec), run_id)
-    record["error"] = {
-        "type": "RunnerError",
-        "message": message,
-        "user_error": False,
-        "traceback": trace or "",
-    }
+    """The JSON form of a ``failed`` record for a run that produced none of its own."""
+    built = spec if isinstance(spec, RunSpec) else RunSpec.from_json(spec)
+    record = failed_record(built, message, trace).to_json()
+    record["run_id"] = run_id  # the id the driver knows the run by
     return record
+
+
+def make_engine(name: str, registry: Registry) -> Engine:
+    """The registered engine ``name``, built by its factory.
+
+    :raises SpecError: when no engine of that name is registered (key ``engine``).
+    """
+    info = lookup("engine", name, registry, key="engine")
+    engine = info.fn()
+    if not callable(getattr(engine, "run", None)) or not callable(getattr(engine, "groups", None)):
+        msg = (
+            f"engine {name!r} (plugin {info.plugin!r}) returned {type(engine).__name__}, which "
+            "lacks run(requests, options, plugins) or groups(jobs, size, workers)"
+        )
+        raise DstbenchError(msg)
+    return cast(Engine, engine)
 
 
 def checkpoint_path(job: Job) -> Path:
@@ -82,79 +102,8 @@ def run_job(
     :param progress: called after every epoch with ``(epoch, epochs)``.
     :raises OutputError: when the record cannot be written (no space left, read-only).
     """
-    from dstbench.engine.train import execute
-
-    artifact_dir = _artifact_dir(options, job)
-    callback = None
-    if progress is not None:
-
-        def callback(info: dict[str, Any]) -> None:
-            progress(int(info["epoch"]), int(info["epochs"]))
-
-    try:
-        with stop_on_signals():
-            record = execute(
-                job.spec,
-                device=device or options.device,
-                data_root=options.data_root,
-                download=options.download,
-                artifact_dir=artifact_dir,
-                progress=callback,
-            )
-        record = _checked(job, record)
-    except RunInterrupted:
-        return INTERRUPTED
-    except Exception as exc:  # e.g. a SpecError when a worker lacks a plugin
-        record = failure_record(
-            job.spec, job.run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc()
-        )
-    _finish_artifacts(artifact_dir)
-    _write(job, options, record, worker)
-    return str(record["status"])
-
-
-def _artifact_dir(options: ExecutionOptions, job: Job) -> Path | None:
-    """The run's artifact directory, created for observers (None without an artifact root)."""
-    if not options.artifact_root:
-        return None
-    directory = Path(options.artifact_root) / job.run_id
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-def _finish_artifacts(directory: Path | None) -> None:
-    if directory is not None:
-        # Keep it only if an observer wrote into it. The shared parent stays: another worker
-        # may be creating its own run's folder in it right now (the driver removes it).
-        with contextlib.suppress(OSError):
-            directory.rmdir()
-
-
-def _checked(job: Job, record: dict[str, Any]) -> dict[str, Any]:
-    """``record``, or a failure record when this process gave the spec another run id."""
-    if record.get("run_id") == job.run_id:
-        return record
-    # This process normalized the spec differently: other plugins or versions.
-    return failure_record(
-        job.spec,
-        job.run_id,
-        f"the worker's plugins turn this spec into run {record.get('run_id')!r}, not "
-        f"{job.run_id!r}; do the driver and the workers load the same plugins?",
-    )
-
-
-def _write(job: Job, options: ExecutionOptions, record: dict[str, Any], worker: str) -> None:
-    import torch
-
-    record["execution"] = {
-        "executor": options.executor,
-        "workers": options.workers,
-        "worker": worker,
-        "host": platform.node(),
-        "torch_threads": torch.get_num_threads(),
-        "engine": "batched" if "group_size" in record.get("timings", {}) else "single",
-    }
-    write_json_atomic(job.record_path, record)  # OutputError (e.g. disk full) to the caller
+    callback = (lambda run_id, epoch, epochs: progress(epoch, epochs)) if progress else None
+    return run_group([job], options, device=device, worker=worker, progress=callback)[0]
 
 
 def run_group(
@@ -166,63 +115,109 @@ def run_group(
     progress: Callable[[str, int, int], None] | None = None,
     finished: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Execute ``jobs`` together with the batched engine, write each record; return statuses.
+    """Execute ``jobs`` (one group of ``options.engine``), write each record as soon as it is
+    complete; return the statuses, in order.
 
     Like :func:`run_job`, never raises for a failing run: each run's record is written
-    (``failed`` for all of them when the group itself could not train).
+    (``failed`` for those the engine could not train).
 
     :param progress: called after every epoch of every run with ``(run_id, epoch, epochs)``.
     :param finished: called with each run id once its record is written.
+    :raises OutputError: when a record cannot be written (no space left, read-only).
     """
-    if len(jobs) == 1 and options.engine != "batched":
-        status = run_job(
-            jobs[0],
-            options,
-            device=device,
-            worker=worker,
-            progress=(lambda e, n: progress(jobs[0].run_id, e, n)) if progress else None,
-        )
-        if finished:
-            finished(jobs[0].run_id)
-        return [status]
-    from dstbench.batched.engine import execute_group
-
     dirs = [_artifact_dir(options, job) for job in jobs]
-    callback = None
-    if progress is not None:
-
-        def callback(index: int, info: dict[str, Any]) -> None:
-            progress(jobs[index].run_id, int(info["epoch"]), int(info["epochs"]))
-
-    try:
-        records = execute_group(
-            [job.spec for job in jobs],
+    requests = [
+        RunRequest(
+            spec=job.spec,
             device=device or options.device,
-            data_root=options.data_root,
-            download=options.download,
-            artifact_dirs=dirs,
-            progress=callback,
+            artifact_dir=directory,
+            progress=(lambda e, n, r=job.run_id: progress(r, e, n)) if progress else None,
         )
+        for job, directory in zip(jobs, dirs, strict=True)
+    ]
+    statuses: list[str] = []
+    try:
+        with stop_on_signals():
+            plugins = get_plugins()
+            engine = make_engine(options.engine, plugins.registry)
+            for record in engine.run(requests, options, plugins):
+                job = jobs[len(statuses)]
+                directory = dirs[len(statuses)]
+                statuses.append(_finish(job, options, _checked(job, record), worker, directory))
+                if finished:
+                    finished(job.run_id)
+    except RunInterrupted:
+        return statuses + [INTERRUPTED] * (len(jobs) - len(statuses))
     except Exception as exc:  # e.g. a SpecError when a worker lacks a plugin
         trace = traceback.format_exc()
-        message = f"{type(exc).__name__}: {exc}"
-        records = [failure_record(job.spec, job.run_id, message, trace) for job in jobs]
-    statuses = []
-    for job, record, directory in zip(jobs, records, dirs, strict=True):
-        record = _checked(job, record)
-        _finish_artifacts(directory)
-        _write(job, options, record, worker)
-        statuses.append(str(record["status"]))
-        if finished:
-            finished(job.run_id)
+        for job, directory in zip(jobs[len(statuses) :], dirs[len(statuses) :], strict=True):
+            record = failed_record(job.spec, f"{type(exc).__name__}: {exc}", trace)
+            statuses.append(_finish(job, options, record, worker, directory))
+            if finished:
+                finished(job.run_id)
     return statuses
+
+
+def _artifact_dir(options: ExecutionOptions, job: Job) -> Path | None:
+    """The run's artifact directory, created for observers (None without an artifact root)."""
+    if not options.artifact_root:
+        return None
+    directory = Path(options.artifact_root) / job.run_id
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _finish(
+    job: Job,
+    options: ExecutionOptions,
+    record: RunRecord,
+    worker: str,
+    directory: Path | None,
+) -> str:
+    """Tidy the run's artifact folder and write its record; return its status."""
+    if directory is not None:
+        # Keep it only if an observer wrote into it. The shared parent stays: another worker
+        # may be creating its own run's folder in it right now (the driver removes it).
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+    _write(job, options, record, worker)
+    return record.status
+
+
+def _checked(job: Job, record: RunRecord) -> RunRecord:
+    """``record``, or a failure record when this process gave the spec another run id."""
+    if record.run_id == job.run_id:
+        return record
+    # This process normalized the spec differently: other plugins or versions.
+    return failed_record(
+        job.spec,
+        f"the worker's plugins turn this spec into run {record.run_id!r}, not "
+        f"{job.run_id!r}; do the driver and the workers load the same plugins?",
+    )
+
+
+def _write(job: Job, options: ExecutionOptions, record: RunRecord, worker: str) -> None:
+    import torch
+
+    record = record.with_execution(
+        {
+            "executor": options.executor,
+            "workers": options.workers,
+            "worker": worker,
+            "host": platform.node(),
+            "torch_threads": torch.get_num_threads(),
+            "engine": options.engine,
+        }
+    )
+    # OutputError (e.g. disk full) to the caller
+    write_json_atomic(job.record_path, record.to_json())
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m dstbench.suite.worker JOB.json``: run one job from a file (for clusters).
 
     The file holds ``{"job": ..., "options": ...}``, or ``{"jobs": [...], "options": ...}``
-    for a group of compatible jobs trained together by the batched engine.
+    for a group of jobs that ``options.engine`` trains together.
     """
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
@@ -236,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         if "jobs" in payload:
             jobs = [Job.from_dict(job) for job in payload["jobs"]]
             statuses = run_group(jobs, options, worker=where)
+            if INTERRUPTED in statuses:
+                return INTERRUPTED_EXIT
             return 0 if all(status == "ok" for status in statuses) else 1
         status = run_job(Job.from_dict(payload["job"]), options, worker=where)
         if status == INTERRUPTED:

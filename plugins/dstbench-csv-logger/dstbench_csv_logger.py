@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from dstbench import EpochStats, RunContext, TopologyUpdate, hookimpl
-from dstbench.engine.spec import format_component
+from dstbench.contracts.spec import format_component
 from dstbench.io import write_text_atomic
 
 __version__ = "0.1.0"

@@ -10,7 +10,6 @@ reported per layer and pooled over all layers.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from itertools import combinations
@@ -21,14 +20,9 @@ import torch
 from dstbench.registry import CriterionInfo
 from dstbench.sparse.masker import Masker, MomentumLookup
 from dstbench.sparse.ops import prune_positions
+from dstbench.sparse.seeds import derive_seed
 
 Compared = Sequence[tuple[str, CriterionInfo, Mapping[str, Any]]]
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A deterministic 63-bit seed from ``seed`` and labels (stable across processes)."""
-    text = ":".join(str(p) for p in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
 
 
 def pruned_sets(

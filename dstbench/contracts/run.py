@@ -1,31 +1,31 @@
-"""Objects handed to lifecycle hooks."""
+"""What lifecycle hooks see of a run while it trains."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from dstbench.contracts.layers import MaskView
+from dstbench.contracts.spec import RunSpec
 
-from dstbench.sparse.masker import LayerUpdate, Masker, TopologyUpdate
-
-__all__ = ["EpochStats", "LayerUpdate", "RunContext", "TopologyUpdate"]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 @dataclass
 class RunContext:
     """One run, as observers see it."""
 
-    #: The normalized run spec.
-    spec: dict[str, Any]
-    #: The run's id (hash of the normalized spec).
+    #: The run's spec (it also reads as its JSON mapping: ``run.spec["density"]``).
+    spec: RunSpec
+    #: The run's id (hash of the spec).
     run_id: str
     model: nn.Module
     device: torch.device
     #: The masks (None for dense runs).
-    masker: Masker | None = None
+    masker: MaskView | None = None
     #: A directory observers may write files into, or None.
     artifact_dir: Path | None = None
     #: Free space for observers to keep state between hook calls, keyed by plugin.

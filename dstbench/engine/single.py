@@ -1,0 +1,163 @@
+"""The built-in ``single`` engine: one run at a time, from a spec to its record.
+
+:func:`train_run` is the whole life of a run: set up (:mod:`dstbench.engine.setup`), train
+(:mod:`dstbench.engine.loop`), assemble the record (:mod:`dstbench.engine.record`). It never
+raises for a failing run: the record says ``failed``, ``diverged`` or ``invalid``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dstbench.contracts.execution import ExecutionOptions, Job, RunRequest
+from dstbench.contracts.record import RunRecord
+from dstbench.contracts.run import RunContext
+from dstbench.contracts.spec import RunSpec
+from dstbench.engine.loop import Progress, RunState, SingleRun, final_test_metrics
+from dstbench.engine.provenance import provenance
+from dstbench.engine.record import RunLog, assemble_record, error_block
+from dstbench.engine.setup import Setup, build_masker, build_optimizer, build_setup, resolve_device
+from dstbench.engine.spec import build_spec
+from dstbench.plugins import LoadedPlugins, get_plugins
+
+ENGINE_NAME = "single"
+
+
+def train_run(
+    spec: RunSpec,
+    *,
+    plugins: LoadedPlugins,
+    device: torch.device,
+    data_root: str | Path | None = None,
+    download: bool = False,
+    artifact_dir: Path | None = None,
+    progress: Progress | None = None,
+    engine: str = ENGINE_NAME,
+) -> RunRecord:
+    """Train ``spec`` (built by :func:`build_spec`) and return its record."""
+    started = time.perf_counter()
+    state: RunState | None = None
+    setup: Setup | None = None
+    run: RunContext | None = None
+    observed: RunContext | None = None  # the context observers saw start, if any
+    log = None
+    try:
+        setup = build_setup(spec, device, data_root, download)
+        state = RunState(spec, plugins, build_masker(spec, setup.model))
+        log = state.log
+        run = RunContext(
+            spec=spec,
+            run_id=spec.run_id,
+            model=setup.model,
+            device=device,
+            masker=state.masker,
+            artifact_dir=artifact_dir,
+        )
+        optimizer = build_optimizer(spec, setup.model, state.masker)
+        trainer = SingleRun(state, setup, optimizer, run, device, progress)
+        if spec.jaccard_at_init:
+            trainer.overlap_at_init()
+        else:
+            observed = run
+            plugins.hook.dstbench_run_start(run=run)
+            trainer.train()
+            final_test_metrics(log, setup, trainer.best, trainer.evaluate)
+    except Exception as exc:  # any failure is recorded; the caller decides what to do next
+        if log is None:
+            log = RunLog()
+        log.fail(exc)
+    log.timings["total_seconds"] = time.perf_counter() - started
+    record = assemble_record(
+        spec,
+        log,
+        masker=state.masker if state else None,
+        macs=setup.macs if setup else None,
+        num_classes=setup.parts.num_classes if setup else None,
+        data_notes=setup.parts.notes if setup else None,
+        provenance=provenance(spec, plugins, device, engine),
+    )
+    return end_run(plugins, observed, record)
+
+
+def end_run(plugins: LoadedPlugins, run: RunContext | None, record: RunRecord) -> RunRecord:
+    """Call the ``dstbench_run_end`` observers; a broken one fails the run, visibly."""
+    if run is None:
+        return record
+    try:
+        plugins.hook.dstbench_run_end(run=run, record=record.to_json())
+    except Exception as exc:
+        return replace(record, status="failed", error=error_block(exc, "in dstbench_run_end: "))
+    return record
+
+
+def execute(
+    spec: Mapping[str, Any],
+    *,
+    plugins: LoadedPlugins | None = None,
+    device: str | torch.device | None = "cpu",
+    data_root: str | Path | None = None,
+    download: bool = False,
+    artifact_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train one run and return its result record's JSON form (never raises for a failing run).
+
+    :param spec: run-spec keys (raw, normalized, or a :class:`RunSpec`).
+    :param device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
+    :param data_root: data directory (default: ``$DSTBENCH_DATA`` or the user cache).
+    :param download: allow datasets to download missing files.
+    :param artifact_dir: a directory observers may write into.
+    :param progress: called after every epoch with ``{"epoch", "epochs", ...}``.
+    :raises SpecError: when the spec is invalid (before anything runs).
+    :returns: the record: ``status`` is ``ok``, ``failed`` (with ``error``), ``diverged`` or
+        ``invalid`` (with ``reason``).
+    """
+    plugins = plugins or get_plugins()
+    built = build_spec(spec, plugins.registry)
+    record = train_run(
+        built,
+        plugins=plugins,
+        device=resolve_device(device),
+        data_root=data_root,
+        download=download,
+        artifact_dir=artifact_dir,
+        progress=progress,
+    )
+    return record.to_json()
+
+
+def epoch_progress(request: RunRequest) -> Callable[[dict[str, Any]], None] | None:
+    """The loop's progress callback for a request's ``progress(epoch, epochs)``."""
+    callback = request.progress
+    if callback is None:
+        return None
+    return lambda info: callback(int(info["epoch"]), int(info["epochs"]))
+
+
+class SingleEngine:
+    """One run at a time, in request order."""
+
+    def groups(self, jobs: Sequence[Job], size: int, workers: int = 1) -> list[list[Job]]:
+        """One group per job: nothing is trained together."""
+        return [[job] for job in jobs]
+
+    def run(
+        self, requests: Sequence[RunRequest], options: ExecutionOptions, plugins: LoadedPlugins
+    ) -> Iterator[RunRecord]:
+        """Train each request and yield its record."""
+        for request in requests:
+            yield train_run(
+                build_spec(request.spec, plugins.registry),
+                plugins=plugins,
+                device=resolve_device(request.device),
+                data_root=options.data_root,
+                download=options.download,
+                artifact_dir=request.artifact_dir,
+                progress=epoch_progress(request),
+            )
