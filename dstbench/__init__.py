@@ -20,6 +20,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# The submodule dstbench.registry is loaded here, before the function of the same name is
+# bound below: loading it later would rebind the package attribute to the module.
+from dstbench import registry as _registry_module
 from dstbench._version import __version__
 from dstbench.contracts import (
     ComponentRef,
@@ -42,7 +45,7 @@ from dstbench.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from dstbench.analysis.results import RunResult, load_results
-    from dstbench.api import grow, layer_densities, prune, registry
+    from dstbench.api import grow, layer_densities, prune
     from dstbench.engine.single import execute
 
 #: Public names that need the engine (torch): name -> module, imported on first access.
@@ -51,10 +54,19 @@ _ENGINE_EXPORTS = {
     "grow": "dstbench.api",
     "layer_densities": "dstbench.api",
     "prune": "dstbench.api",
-    "registry": "dstbench.api",
     "RunResult": "dstbench.analysis.results",
     "load_results": "dstbench.analysis.results",
 }
+
+
+def registry(*, reload: bool = False) -> _registry_module.Registry:
+    """Everything the loaded plugins registered: ``registry().criteria["magnitude"]`` etc.
+
+    Each table maps a name to its info (``description``, ``params``, ``plugin``, ...).
+    """
+    from dstbench.plugins import get_plugins  # loads the plugins (and torch): on first use
+
+    return get_plugins(reload=reload).registry
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dstbench.contracts.data import DatasetContext, resolve_data_root
+from dstbench.contracts.spec import format_component
 from dstbench.errors import DstbenchError
 
 #: Devices every machine understands.
@@ -87,8 +89,6 @@ def check_data(
     count as problems: any other exception is the dataset plugin's bug, which its runs will
     record with a traceback.
     """
-    from dstbench.contracts.spec import format_component
-    from dstbench.engine.data import DatasetContext, resolve_data_root
 
     root = resolve_data_root(data_root)
     results = []

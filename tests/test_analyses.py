@@ -416,8 +416,8 @@ def test_dry_run_estimates_compute_from_finished_records(tmp_path, registry, cap
 
 
 def test_dry_run_probes_a_setup_without_records(tmp_path, registry, capsys):
-    from dstbench.contracts.data import DatasetContext
-    from dstbench.engine.data import carve_validation, resolve_data_root
+    from dstbench.contracts.data import DatasetContext, resolve_data_root
+    from dstbench.engine.data import carve_validation
 
     (tmp_path / "s.toml").write_text(SIMPLE + "epochs = 3\nbatch_size = 64\n")
     assert main(["suite", str(tmp_path / "s.toml"), "--dry-run", "-o", str(tmp_path / "r")]) == 0

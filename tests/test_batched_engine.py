@@ -302,9 +302,7 @@ def test_local_executor_trains_groups(tmp_path):
     }
     suite = build_suite(data, dstbench.registry(), path=Path("grouped.toml"))
     assert suite.engine == "batched"
-    outcome = run_suite(
-        suite, output=tmp_path, workers=2, device="cpu", stream=io.StringIO(), leaderboard=False
-    )
+    outcome = run_suite(suite, output=tmp_path, workers=2, device="cpu", stream=io.StringIO())
     assert outcome.counts() == {"ok": 4}
     store = RunStore(tmp_path)
     for cell in suite.cells:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from dstbench.analysis import stats
+from dstbench.leaderboard import stats
 
 
 def test_t_interval_matches_the_textbook_formula():

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from dstbench.cli import main
+from dstbench.leaderboard import write_leaderboard
 from dstbench.plugins import load_plugins
 from dstbench.suite import RunStore, load_suite, run_suite
 from dstbench.suite.executors import available_cpus
@@ -57,7 +58,7 @@ def run(suite_file, registry, output, **kwargs):
         stream=stream,
         live=False,
         registry=registry,
-        **{"workers": 2, **kwargs},
+        **{"workers": 2, "publish": write_leaderboard, **kwargs},
     )
     return outcome, stream.getvalue()
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from tabulate import tabulate
 
-from dstbench.analysis import stats
+from dstbench.leaderboard import stats
 from dstbench.leaderboard.data import Results
+from dstbench.leaderboard.render import _describe
 from dstbench.leaderboard.table import DECIMALS, CellStats, build_boards
 
 CellKey = tuple[str, str, str, float]
@@ -83,8 +84,6 @@ class Comparison:
 
 def compare(a: Results, b: Results) -> Comparison:
     """Compare result sets ``a`` (before) and ``b`` (after)."""
-    from dstbench.leaderboard.render import _describe
-
     cells_a, cells_b = cells(a), cells(b)
     diffs = [cell_difference(k, cells_a[k], cells_b[k]) for k in cells_a if k in cells_b]
     status_a = {e.run_id: e for e in a.entries}

@@ -28,11 +28,11 @@ from typing import Any
 
 from tabulate import tabulate
 
-from dstbench.analysis import stats
-from dstbench.analysis.figures import new_figure, palette, png_bytes
 from dstbench.analysis.report import Report, figure_name
 from dstbench.errors import DstbenchError
+from dstbench.leaderboard import stats
 from dstbench.leaderboard.data import Entry, Results
+from dstbench.leaderboard.figures import new_figure, palette, png_bytes
 from dstbench.leaderboard.table import _value_text, _varying_keys
 
 POOLED = "pooled"

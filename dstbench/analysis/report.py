@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dstbench.io import write_bytes_atomic, write_text_atomic
+from dstbench.leaderboard.table import slug
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,4 @@ def write_report(report: Report, output: str | Path) -> Path:
 
 def figure_name(stem: str, *parts: str) -> str:
     """``<stem>-<part>-<part>.png`` with file-name-safe parts."""
-    from dstbench.leaderboard.table import slug
-
     return "-".join([stem, *(slug(p) for p in parts)]) + ".png"

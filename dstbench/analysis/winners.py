@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from tabulate import tabulate
 
-from dstbench.analysis.figures import new_figure, palette, png_bytes
 from dstbench.analysis.report import Report, figure_name
 from dstbench.errors import DstbenchError
 from dstbench.leaderboard.data import Results
+from dstbench.leaderboard.figures import new_figure, palette, png_bytes
 from dstbench.leaderboard.table import Table, build_boards
 
 

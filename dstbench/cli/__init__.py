@@ -1,8 +1,9 @@
 """The ``dstbench`` command line.
 
 Every subcommand is a module in this package exposing ``NAME``, ``HELP``,
-``add_arguments(parser)`` and ``run(args) -> int``. User errors (:class:`DstbenchError`) are
-printed as one line and exit with status 2; anything else is a bug and keeps its traceback.
+``add_arguments(parser)`` and ``run(args) -> int``, listed in :mod:`dstbench.cli.commands`.
+User errors (:class:`DstbenchError`) are printed as one line and exit with status 2; anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -15,20 +16,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from dstbench._version import __version__
+from dstbench.cli.commands import COMMANDS
 from dstbench.errors import DstbenchError
-
-#: Subcommand modules, in the order ``dstbench --help`` lists them.
-COMMANDS = (
-    "run",
-    "suite",
-    "status",
-    "leaderboard",
-    "analyze",
-    "compare",
-    "export",
-    "plugins",
-    "check_plugin",
-)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,24 +28,41 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every available subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser. Every subcommand is listed; the arguments of ``only`` (a command
+    name) are declared, or of every command when ``only`` is None. Commands are imported only
+    when their arguments are declared, so ``dstbench --help`` imports none of them."""
     parser = _Parser(prog="dstbench", description="Benchmark harness for Dynamic Sparse Training.")
     parser.add_argument("--version", action="version", version=f"dstbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in COMMANDS:
-        module = importlib.import_module(f"dstbench.cli.{name}")
-        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(command)
-        command.set_defaults(handler=module.run)
+    for command in COMMANDS.values():
+        # argparse %-formats help strings (not descriptions)
+        listed = command.help.replace("%", "%%")
+        parsed = sub.add_parser(command.name, help=listed, description=command.help)
+        if only is None or only == command.name:
+            module = importlib.import_module(f"dstbench.cli.{command.module}")
+            module.add_arguments(parsed)
+            parsed.set_defaults(handler=module.run)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is one), if any."""
+    for word in argv:
+        if word in COMMANDS:
+            return word
+        if not word.startswith("-"):
+            return None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dstbench`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(words)
+    parser = build_parser(only=command or "")
+    args = parser.parse_args(words)
     try:
         return int(args.handler(args) or 0)
     except DstbenchError as exc:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from dstbench.analysis.report import write_report
+from dstbench.cli.commands import COMMANDS
 from dstbench.errors import DstbenchError, choices_text, did_you_mean
 
 NAME = "analyze"
-HELP = "Run an analysis (overlap, update-period, winners, sweep KEY, or a plugin's) on results."
+HELP = COMMANDS["analyze"].help
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

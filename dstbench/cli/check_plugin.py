@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Any
 
+from dstbench.cli.commands import COMMANDS
 from dstbench.conformance import PluginReport, check_plugin, format_report
 from dstbench.conformance.plugin import check_module
 from dstbench.errors import DstbenchError, PluginError, choices_text, did_you_mean
@@ -16,7 +17,7 @@ from dstbench.plugins import DEFAULT_PLUGINS, ENTRY_POINT_GROUP, MODULES_ENV, lo
 from dstbench.registry import KIND_PLURALS
 
 NAME = "check-plugin"
-HELP = "Check that a plugin's components honour dstbench's contracts (the conformance kit)."
+HELP = COMMANDS["check-plugin"].help
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

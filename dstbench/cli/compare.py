@@ -6,10 +6,11 @@ import argparse
 import math
 from pathlib import Path
 
+from dstbench.cli.commands import COMMANDS
 from dstbench.io import write_text_atomic
 
 NAME = "compare"
-HELP = "Compare two result sets (before/after): differences of means with 95% intervals."
+HELP = COMMANDS["compare"].help
 
 
 def _points(text: str) -> float:

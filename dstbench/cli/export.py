@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 from dstbench.analysis.export import FORMATS
+from dstbench.cli.commands import COMMANDS
 
 NAME = "export"
-HELP = "Export a results directory as one flat row per run (csv, jsonl, parquet)."
+HELP = COMMANDS["export"].help
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

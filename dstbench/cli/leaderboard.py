@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from dstbench.cli.commands import COMMANDS
 from dstbench.io import check_output_file
 from dstbench.leaderboard import (
     DEFAULT_NAME,
@@ -16,7 +17,7 @@ from dstbench.leaderboard import (
 from dstbench.leaderboard.render import DEFAULT_REFERENCE, STATS
 
 NAME = "leaderboard"
-HELP = "Write the leaderboard (markdown + PNG/SVG plots) of a results directory, or check it."
+HELP = COMMANDS["leaderboard"].help
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

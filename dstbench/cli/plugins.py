@@ -8,10 +8,11 @@ from typing import Any
 
 from tabulate import tabulate
 
+from dstbench.cli.commands import COMMANDS
 from dstbench.plugins import get_plugins
 
 NAME = "plugins"
-HELP = "List plugins, their versions and what they registered."
+HELP = COMMANDS["plugins"].help
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dstbench.cli import warn_plugin_failures
+from dstbench.cli.commands import COMMANDS
 from dstbench.contracts.spec import describe_spec
 from dstbench.engine.single import execute
 from dstbench.engine.spec import FIELDS, PAPER_FIDELITY, apply_paper_fidelity
@@ -18,7 +19,7 @@ from dstbench.preflight import check_device
 from dstbench.suite.progress import accuracy_text
 
 NAME = "run"
-HELP = "Train one sparse (or dense/static baseline) run and write its JSON record."
+HELP = COMMANDS["run"].help
 
 _TYPES: dict[str, Any] = {"int": int, "float": float}
 

@@ -7,13 +7,14 @@ import argparse
 from tabulate import tabulate
 
 from dstbench.cli import warn_plugin_failures
+from dstbench.cli.commands import COMMANDS
 from dstbench.plugins import get_plugins
 from dstbench.suite.loader import load_suite
 from dstbench.suite.status import COLUMNS, suite_status
 from dstbench.suite.store import RunStore
 
 NAME = "status"
-HELP = "Show where a suite stands: done, running, pending, failed and to run, per setup."
+HELP = COMMANDS["status"].help
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from tabulate import tabulate
 
 from dstbench.cli import warn_plugin_failures
+from dstbench.cli.commands import COMMANDS
 from dstbench.contracts.spec import format_component
 from dstbench.engine.spec import FIELDS
 from dstbench.errors import SpecError, SuiteError
@@ -35,7 +36,7 @@ from dstbench.suite.runner import (
 from dstbench.suite.store import RunStore
 
 NAME = "suite"
-HELP = "Run a suite file (TOML): every run of its matrix, in parallel, resuming where it left."
+HELP = COMMANDS["suite"].help
 
 _SHOWN = ("model", "dataset", "method", "criterion", "growth", "density", "seed")
 

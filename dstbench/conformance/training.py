@@ -236,7 +236,7 @@ def check_dataset(
     :class:`~dstbench.DatasetParts`, its registered defaults are valid run-spec values, and one
     training step runs on its first batch.
     """
-    from dstbench.engine.data import resolve_data_root
+    from dstbench.contracts.data import resolve_data_root
     from dstbench.engine.spec import normalize_spec
 
     resolved = info.resolve_params(params)

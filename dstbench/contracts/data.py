@@ -7,6 +7,7 @@ datasets are any ``torch.utils.data.Dataset``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,3 +83,20 @@ class DatasetContext:
     #: ``train``; the factory returns ``val=None``) or ``"paper"`` (the factory reproduces the
     #: paper's own choice, returning ``val`` and the matching ``train``).
     validation: str = "split"
+
+
+#: Environment variable naming the default data directory.
+DATA_ENV = "DSTBENCH_DATA"
+
+
+def default_data_root() -> Path:
+    """``$DSTBENCH_DATA``, else the per-user cache directory (``~/.cache/dstbench/data``)."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "dstbench" / "data"
+
+
+def resolve_data_root(explicit: str | os.PathLike[str] | None) -> Path:
+    """The data root: an explicit one (from the suite or CLI) first, then the defaults."""
+    return Path(explicit).expanduser() if explicit else default_data_root()

@@ -32,7 +32,7 @@ def spec_hash(spec: Mapping[str, Any], length: int = 16) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ComponentRef:
     """A component chosen by a spec: its name, every parameter, and its registry entry."""
 
@@ -45,8 +45,17 @@ class ComponentRef:
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
 
+    def _key(self) -> tuple[str, str]:
+        # Equal when their JSON forms are: a tuple parameter read back from JSON is a list.
+        return self.name, json.dumps(_plain(self.params), sort_keys=True, default=str)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ComponentRef):
+            return NotImplemented
+        return self._key() == other._key()
+
     def __hash__(self) -> int:
-        return hash((self.name, json.dumps(dict(self.params), sort_keys=True, default=str)))
+        return hash(self._key())
 
     def to_json(self) -> dict[str, Any]:
         """``{"name": ..., "params": {...}}``."""
@@ -64,10 +73,11 @@ class ComponentRef:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready copy (mapping proxies and tuples become dicts and lists)."""
+    """A copy with plain containers (mapping proxies become dicts; parameter tuples stay
+    tuples, which JSON writes as lists)."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
 
@@ -111,16 +121,20 @@ class RunSpec(Mapping[str, Any]):
     update_order: str | None
     reset_momentum: bool | None
     compare_criteria: tuple[ComponentRef, ...] | None
-    jaccard_at_init: bool | None = False
+    #: One pruning step on untrained weights instead of training (never for dense/static).
+    jaccard_at_init: bool = False
     _json: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+    _run_id: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
+        # Unused (None) and off (False) are one value: the JSON form omits both.
+        object.__setattr__(self, "jaccard_at_init", bool(self.jaccard_at_init))
         if self.compare_criteria is not None:
             object.__setattr__(self, "compare_criteria", tuple(self.compare_criteria))
         data: dict[str, Any] = {}
         for f in fields(self):
-            if f.name == "_json":
+            if not f.init:
                 continue
             value = getattr(self, f.name)
             if f.name in OMITTED_AT_DEFAULT and value in (None, OMITTED_AT_DEFAULT[f.name]):
@@ -131,13 +145,14 @@ class RunSpec(Mapping[str, Any]):
                 value = [v.to_json() if isinstance(v, ComponentRef) else v for v in value]
             data[f.name] = value
         object.__setattr__(self, "_json", MappingProxyType(data))
+        object.__setattr__(self, "_run_id", spec_hash(data))
 
     # --- identity and JSON -----------------------------------------------------------------
 
     @property
     def run_id(self) -> str:
         """The run's id: the hash of :meth:`to_json`."""
-        return spec_hash(self._json)
+        return self._run_id
 
     def __hash__(self) -> int:
         return hash(self.run_id)
@@ -154,7 +169,7 @@ class RunSpec(Mapping[str, Any]):
         """
         values: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name == "_json":
+            if not f.init:
                 continue
             if f.name not in data:
                 if f.name in OMITTED_AT_DEFAULT:

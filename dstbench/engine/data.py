@@ -8,30 +8,13 @@ preallocated buffers, so there is no per-sample Python in the loop. Larger datas
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from dstbench.contracts.data import BatchTransform, Split, TensorSplit
-
-DATA_ENV = "DSTBENCH_DATA"
-
-
-def default_data_root() -> Path:
-    """``$DSTBENCH_DATA``, else the per-user cache directory (``~/.cache/dstbench/data``)."""
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "dstbench" / "data"
-
-
-def resolve_data_root(explicit: str | os.PathLike[str] | None) -> Path:
-    """The data root: an explicit one (from the suite or CLI) first, then the defaults."""
-    return Path(explicit).expanduser() if explicit else default_data_root()
 
 
 @runtime_checkable

@@ -16,9 +16,15 @@ import torch
 from torch import nn
 
 from dstbench.contracts.components import ComponentInfo, CriterionInfo, GrowthInfo
-from dstbench.contracts.data import DatasetContext, DatasetParts, Split, TensorSplit
+from dstbench.contracts.data import (
+    DatasetContext,
+    DatasetParts,
+    Split,
+    TensorSplit,
+    resolve_data_root,
+)
 from dstbench.contracts.spec import ComponentRef, RunSpec
-from dstbench.engine.data import Batches, carve_validation, make_batches, resolve_data_root
+from dstbench.engine.data import Batches, carve_validation, make_batches
 from dstbench.engine.flops import count_macs
 from dstbench.engine.optim import MaskedSGD
 from dstbench.errors import DstbenchError

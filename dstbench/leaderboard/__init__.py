@@ -15,6 +15,7 @@ from pathlib import Path
 from dstbench.errors import DstbenchError, choices_text, did_you_mean
 from dstbench.io import write_bytes_atomic, write_text_atomic
 from dstbench.leaderboard.data import MASK_RETAINED, Entry, Results, load_many, load_results
+from dstbench.leaderboard.plot import board_image
 from dstbench.leaderboard.render import (
     DEFAULT_REFERENCE,
     SECONDARY_METRIC,
@@ -22,6 +23,7 @@ from dstbench.leaderboard.render import (
     Style,
     leaderboard_markdown,
 )
+from dstbench.leaderboard.sweep import sweep_panels, sweep_png, swept_value
 from dstbench.leaderboard.table import Board, _varying_keys, build_boards, slug
 
 DEFAULT_NAME = "leaderboard.md"
@@ -64,9 +66,6 @@ class Leaderboard:
         """Plot ``name`` as ``png`` or ``svg``: accuracy vs density, or vs the swept key."""
         import matplotlib
 
-        from dstbench.analysis.sweep import sweep_panels, sweep_png
-        from dstbench.leaderboard.plot import board_image
-
         board = self.plots[name]
         key = self.sweeps.get(name)
         if key is None:
@@ -85,8 +84,6 @@ def _dirs(results_dir: Dirs) -> list[str | Path]:
 
 def _swept_key(entries: Sequence[Entry]) -> str | None:
     """The first numeric spec key other than density that varies within a setup."""
-    from dstbench.analysis.sweep import swept_value
-
     for key in _varying_keys(entries):
         values = [swept_value(e.spec, key) for e in entries]
         numbers = [v for v in values if v is not None]

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from dstbench.analysis.figures import new_figure, palette, png_bytes, svg_bytes
+from dstbench.leaderboard.figures import new_figure, palette, png_bytes, svg_bytes
 from dstbench.leaderboard.table import Board, Row
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from dstbench.analysis import stats
+from dstbench.leaderboard import stats
 from dstbench.leaderboard.data import PENDING, Entry, Results
 from dstbench.leaderboard.table import DECIMALS, Board, CellStats, Row, Table
 

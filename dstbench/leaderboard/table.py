@@ -9,7 +9,7 @@ vary, e.g. ``mest[lam=0.1]`` next to ``mest[lam=1.0]``.
 
 A cell holds the values of the seeds whose run is ``ok`` (by seed, so that rows can be compared
 pairwise); its statistics (mean with a t or bootstrap interval, or the standard deviation) come
-from :mod:`dstbench.analysis.stats`. Failed, diverged, invalid and pending runs are counted
+from :mod:`dstbench.leaderboard.stats`. Failed, diverged, invalid and pending runs are counted
 separately and never averaged in. Ranks compare the sparse rows (static and DST) column by
 column on the means as displayed (two decimals of a percent), ties sharing the mean of their
 ranks; dense is the reference, not ranked. The best of a column is the highest mean together
@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from dstbench.analysis import stats
 from dstbench.engine.health import at_chance
 from dstbench.engine.spec import FIELDS
 from dstbench.labels import value_text
+from dstbench.leaderboard import stats
 from dstbench.leaderboard.data import Entry
 
 #: Keys that place a run in a board, table, row and column (the rest may vary per row).

@@ -92,7 +92,8 @@ def probe_work(spec: Mapping[str, Any], registry: Registry, data_root: Any) -> t
     """
     import torch
 
-    from dstbench.engine.data import DatasetContext, carve_validation, resolve_data_root
+    from dstbench.contracts.data import DatasetContext, resolve_data_root
+    from dstbench.engine.data import carve_validation
     from dstbench.engine.flops import count_macs
 
     info = registry.datasets[spec["dataset"]["name"]]
