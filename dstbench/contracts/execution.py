@@ -32,6 +32,11 @@ class Job:
     #: A short human label (``magnitude/gradient mlp/digits d=0.1 seed=0``).
     label: str
 
+    def __post_init__(self) -> None:
+        # A spec's JSON form (what suites and job files hold) is accepted and typed here.
+        if not isinstance(self.spec, RunSpec):
+            object.__setattr__(self, "spec", RunSpec.from_json(self.spec))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what a cluster executor ships to the machine that runs it)."""
         return {
