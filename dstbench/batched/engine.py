@@ -15,6 +15,7 @@ order); the stacked optimizer step; and the invariant checks of the runs that up
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -292,11 +293,11 @@ class GroupTrainer:
                     self._stop(member, "diverged", reason)
             for k, member, fraction in due:
                 if not member.after_step and not member.stopped:
-                    self._guarded(member, lambda k=k, m=member, f=fraction: self._topology(k, m, f))
+                    self._guarded(member, functools.partial(self._topology, k, member, fraction))
         self.optimizer.step()
         for k, member, fraction in due:
             if member.after_step and not member.stopped:
-                self._guarded(member, lambda k=k, m=member, f=fraction: self._topology(k, m, f))
+                self._guarded(member, functools.partial(self._topology, k, member, fraction))
         for _, member, _ in due:
             if not member.stopped:
                 self._guarded(member, member.state.check_invariants)
@@ -322,7 +323,9 @@ class GroupTrainer:
             xb, yb = xb.view(k, size, *x_shape), yb.view(k, size)
             if transform is not None:  # each run's augmentation from its own generator
                 for j, member in enumerate(self.active):
-                    xb[j].copy_(transform(xb[j], member.batches.generator))  # type: ignore[arg-type]
+                    generator = member.batches.generator if member.batches else None
+                    assert generator is not None  # training batches are shuffled
+                    xb[j].copy_(transform(xb[j], generator))
             self._iteration(xb, yb, totals)
             totals.seen += size
             kept = self._compact()
@@ -391,9 +394,8 @@ class GroupTrainer:
             )
             state.log.curve.append(stats.as_dict())
             run = member.run
-            self._guarded(
-                member, lambda s=stats, r=run: self.plugins.hook.dstbench_epoch_end(run=r, epoch=s)
-            )
+            hook = self.plugins.hook.dstbench_epoch_end
+            self._guarded(member, functools.partial(hook, run=run, epoch=stats))
             if self.progress:
                 info = {
                     "epoch": epoch,
@@ -425,7 +427,8 @@ class GroupTrainer:
                 artifact_dir=member.artifact_dir,
             )
             member.observed = member.run
-            self._guarded(member, lambda r=member.run: self.plugins.hook.dstbench_run_start(run=r))
+            start = self.plugins.hook.dstbench_run_start
+            self._guarded(member, functools.partial(start, run=member.run))
             self._guarded(member, state.check_no_empty_layer)
         self._compact()
         train_started = time.perf_counter()

@@ -87,7 +87,7 @@ def conv2d(
         weight.reshape(k * weight.shape[1], *weight.shape[2:]),
         None if bias is None else bias.reshape(-1),
         conv.stride,
-        conv.padding,  # type: ignore[arg-type]
+        conv.padding,
         conv.dilation,
         groups=k,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from tabulate import tabulate
 
@@ -37,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     store = RunStore(args.output if args.output is not None else suite.default_output())
     status = suite_status(suite, store, registry)
     table = status.table()
-    rows = [[setup, sum(row.values()), *(row[c] for c in COLUMNS)] for setup, row in table.items()]
+    rows: list[list[Any]] = [
+        [setup, sum(row.values()), *(row[c] for c in COLUMNS)] for setup, row in table.items()
+    ]
     if len(rows) > 1:
         totals = [sum(r[i] for r in rows) for i in range(1, len(COLUMNS) + 2)]
         rows.append(["all", *totals])

@@ -34,8 +34,9 @@ class Job:
 
     def __post_init__(self) -> None:
         # A spec's JSON form (what suites and job files hold) is accepted and typed here.
-        if not isinstance(self.spec, RunSpec):
-            object.__setattr__(self, "spec", RunSpec.from_json(self.spec))
+        spec: Any = self.spec  # untyped callers (and job files) pass the JSON form
+        if not isinstance(spec, RunSpec):
+            object.__setattr__(self, "spec", RunSpec.from_json(spec))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what a cluster executor ships to the machine that runs it)."""

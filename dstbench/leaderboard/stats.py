@@ -16,15 +16,29 @@ values always give the same interval, and a report built from them is byte-ident
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import struct
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import stats
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+@functools.cache
+def _scipy_stats() -> ModuleType:
+    """``scipy.stats``, imported on first use: it takes about a second, and most commands
+    that load this module (``dstbench plugins``, a suite's workers) never compute a statistic."""
+    from scipy import stats
+
+    return stats
+
 
 #: Confidence level of every interval unless told otherwise.
 LEVEL = 0.95
@@ -80,7 +94,7 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
     if n < 2:
         return Interval(mean, None, None, n)
     sem = float(data.std(ddof=1)) / math.sqrt(n)
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sem
+    half = float(_scipy_stats().t.ppf(0.5 + level / 2, n - 1)) * sem
     return Interval(mean, mean - half, mean + half, n)
 
 
@@ -96,7 +110,7 @@ def bootstrap_interval(
     if n < 2 or float(data.min()) == float(data.max()):
         # Every resample has the same mean: the interval is the point itself (or undefined).
         return Interval(mean, mean if n > 1 else None, mean if n > 1 else None, n)
-    result = stats.bootstrap(
+    result = _scipy_stats().bootstrap(
         (data,),
         np.mean,
         confidence_level=level,
@@ -148,7 +162,7 @@ def welch_difference(
     if va == 0 and vb == 0:
         return Interval(estimate, estimate, estimate, n)
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(va + vb)
+    half = float(_scipy_stats().t.ppf(0.5 + level / 2, df)) * math.sqrt(va + vb)
     return Interval(estimate, estimate - half, estimate + half, n)
 
 

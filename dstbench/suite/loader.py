@@ -472,9 +472,9 @@ class _SuiteBuilder:
                     exclude.matched += 1
                 if hit:
                     continue
-                setup = f"{spec['model']['name']}/{spec['dataset']['name']}"
+                label = f"{spec['model']['name']}/{spec['dataset']['name']}"
                 rank = _seed_rank(seeds, spec["seed"])
-                cells.append((rank, Cell(run_id=run_id, spec=spec, setup=setup)))
+                cells.append((rank, Cell(run_id=run_id, spec=spec, setup=label)))
         return cells
 
     def baselines(self, value: Any, where: str) -> list[str]:
@@ -546,7 +546,7 @@ class _SuiteBuilder:
         try:
             return normalize_spec(raw, self.registry)
         except SpecError as exc:
-            if exc.key in locations:
+            if exc.key is not None and exc.key in locations:
                 raise self.fail(locations[exc.key], exc.detail) from None
             raise self.fail("", str(exc)) from None
         except DstbenchError as exc:  # not about one key

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from dstbench.contracts.spec import RunSpec
 from dstbench.errors import DataError, SuiteError
 from dstbench.plugins import get_plugins
 from dstbench.preflight import check_data, check_device, check_output_dir, dataset_references
@@ -296,7 +297,13 @@ def run_suite(
             group=suite.group if group is None else group,
         )
         jobs = [
-            Job(c.run_id, c.spec, str(store.record_path(c.run_id).resolve()), c.label) for c in todo
+            Job(
+                c.run_id,
+                RunSpec.from_json(c.spec),
+                str(store.record_path(c.run_id).resolve()),
+                c.label,
+            )
+            for c in todo
         ]
         display = ProgressDisplay(
             stream,

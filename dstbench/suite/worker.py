@@ -12,6 +12,7 @@ where the file holds ``{"job": Job.to_dict(), "options": ExecutionOptions.to_dic
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -131,7 +132,7 @@ def run_group(
             spec=job.spec,
             device=device or options.device,
             artifact_dir=directory,
-            progress=(lambda e, n, r=job.run_id: progress(r, e, n)) if progress else None,
+            progress=functools.partial(progress, job.run_id) if progress else None,
         )
         for job, directory in zip(jobs, dirs, strict=True)
     ]
