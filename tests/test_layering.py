@@ -153,3 +153,34 @@ def test_help_and_version_do_not_load_torch():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_help_lists_every_command_without_importing_them(capsys):
+    from dstbench.cli import main
+    from dstbench.cli.commands import COMMANDS
+
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in COMMANDS)
+    assert "95% intervals" in out  # help text with a percent sign is shown as written
+
+
+def test_one_table_of_kinds_drives_registry_hooks_and_listings(registry):
+    import dataclasses
+
+    from dstbench import hookspecs
+    from dstbench.contracts.components import KINDS
+    from dstbench.engine.provenance import SPEC_KEY_KINDS
+    from dstbench.engine.spec import FIELDS
+    from dstbench.registry import Registry
+
+    assert [f.name for f in dataclasses.fields(Registry)] == [k.plural for k in KINDS]
+    hooks = {n for n in dir(hookspecs) if n.startswith("dstbench_register_")}
+    assert hooks == {k.hook for k in KINDS}
+    assert list(registry.describe()) == [k.plural for k in KINDS]
+    # every spec key that names a component is known to provenance, with its kind
+    component_keys = {k for k, f in FIELDS.items() if f.type.startswith("component")}
+    assert set(SPEC_KEY_KINDS) == component_keys
+    assert all(FIELDS[k].type.split(":")[1] == SPEC_KEY_KINDS[k] for k in component_keys)
