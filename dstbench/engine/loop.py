@@ -20,14 +20,17 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
 
 from dstbench.contracts.run import EpochStats, RunContext
 from dstbench.contracts.spec import RunSpec
-from dstbench.engine.data import Batches
+from dstbench.engine import checkpoint as checkpoints
+from dstbench.engine.data import Batches, TensorBatches
+from dstbench.engine.interrupt import RunInterrupted, stop_requested
 from dstbench.engine.optim import MaskedSGD
 from dstbench.engine.record import RunLog
 from dstbench.engine.setup import DSTComponents, Setup, lr_milestones
@@ -38,6 +41,22 @@ from dstbench.sparse.overlap import overlap, pruned_sets
 
 #: ``progress(info)`` after every epoch: ``{"epoch", "epochs", "train_loss", "val_accuracy"}``.
 Progress = Callable[[dict[str, Any]], None]
+
+
+#: With the default checkpoint period, seconds of training between checkpoints.
+CHECKPOINT_SECONDS = 300.0
+
+
+class CheckpointMismatch(Exception):
+    """A checkpoint that reads well but does not fit the run (another model, shapes...)."""
+
+
+def _data_generator(batches: Batches) -> torch.Generator | None:
+    """The generator that decides a run's data order (and augmentation)."""
+    if isinstance(batches, TensorBatches):
+        return batches.generator
+    generator = getattr(batches.loader, "generator", None)
+    return generator if isinstance(generator, torch.Generator) else None
 
 
 class RunStopped(Exception):
@@ -238,6 +257,8 @@ class SingleRun:
         run: RunContext,
         device: torch.device,
         progress: Progress | None = None,
+        checkpoint: Path | None = None,
+        checkpoint_every: int | None = None,
     ) -> None:
         self.state = state
         self.setup = setup
@@ -246,6 +267,16 @@ class SingleRun:
         self.device = device
         self.progress = progress
         self.best = Best()
+        #: Where the run keeps its checkpoint (None: no checkpoints).
+        self.checkpoint = checkpoint
+        #: Epochs between checkpoints: 0 never, None by time (:data:`CHECKPOINT_SECONDS`).
+        self.checkpoint_every = checkpoint_every
+        self._last_checkpoint = time.monotonic()
+        #: The data generator's state at the start of the current epoch.
+        self._epoch_start: torch.Tensor | None = None
+        self._generator = _data_generator(setup.train)
+        self._scheduler: torch.optim.lr_scheduler.MultiStepLR | None = None
+        self._resumes: list[dict[str, int]] = []
 
     def evaluate(self, batches: Batches) -> tuple[float, float]:
         """Mean loss and accuracy of the model on ``batches``."""
@@ -269,15 +300,22 @@ class SingleRun:
             optimizer.step()
         state.check_invariants()
 
-    def train_epoch(self, totals: Accumulator) -> None:
-        """One pass over the training batches."""
+    def train_epoch(self, totals: Accumulator, epoch: int = 1, skip: int = 0) -> None:
+        """One pass over the training batches (the first ``skip`` are drawn, not trained: a
+        run resumed mid-epoch replays its data order up to where it stopped)."""
         model, binary, optimizer, state = (
             self.setup.model,
             self.setup.binary,
             self.optimizer,
             self.state,
         )
-        for xb, yb in self.setup.train:
+        if self._generator is not None:
+            self._epoch_start = self._generator.get_state()
+        for index, (xb, yb) in enumerate(self.setup.train):
+            if index < skip:
+                continue
+            if stop_requested():  # a signal: checkpoint at this iteration and stop
+                self.stop(epoch - 1, index, totals)
             optimizer.zero_grad(set_to_none=False)
             out = model(xb)
             loss = loss_of(out, yb, binary)
@@ -293,26 +331,39 @@ class SingleRun:
             totals.seen += yb.shape[0]
 
     def train(self) -> None:
-        """Every epoch; the log gets the status (``ok``, or the stop's status and reason)."""
+        """Every epoch (from the checkpoint, if there is one); the log gets the status
+        (``ok``, or the stop's status and reason).
+
+        :raises RunInterrupted: when the process was asked to stop (after checkpointing).
+        """
         state, spec, setup = self.state, self.state.spec, self.setup
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        self._scheduler = scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, lr_milestones(spec), gamma=spec.lr_gamma
         )
         state.total_steps = spec.epochs * len(setup.train)
         totals = Accumulator.on(self.device)
-        train_started = time.perf_counter()
+        resumed = self.resume(totals)
+        first, skip = (resumed.epoch + 1, resumed.batches_done) if resumed else (1, 0)
+        earlier = state.log.timings.get("train_seconds", 0.0) + state.log.timings["eval_seconds"]
+        train_started = time.perf_counter() - earlier
         try:
             state.check_no_empty_layer()
-            for epoch in range(1, spec.epochs + 1):
+            for epoch in range(first, spec.epochs + 1):
                 epoch_started = time.perf_counter()
-                totals.reset()
-                self.train_epoch(totals)
+                if not skip:
+                    totals.reset()
+                self.train_epoch(totals, epoch, skip)
+                skip = 0
                 train_loss, train_accuracy = totals.means()
                 if not math.isfinite(train_loss):
                     msg = f"training loss became {train_loss} in epoch {epoch}"
                     raise RunStopped("diverged", msg)
                 scheduler.step()
                 self.end_epoch(epoch, train_loss, train_accuracy, epoch_started)
+                if epoch < spec.epochs and self._checkpoint_due(epoch):
+                    # the next epoch's data order starts from the generator's state now
+                    next_epoch = self._generator.get_state() if self._generator else None
+                    self.save(epoch, 0, totals, next_epoch)
             if state.masker is not None:
                 state.check_invariants()
             state.log.status = "ok"
@@ -325,6 +376,117 @@ class SingleRun:
             steps=state.step,
             seconds_per_step=train_seconds / max(state.step, 1),
         )
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def _checkpoint_due(self, epoch: int) -> bool:
+        if self.checkpoint is None or self.checkpoint_every == 0:
+            return False
+        if self.checkpoint_every is None:
+            return time.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS
+        return epoch % self.checkpoint_every == 0
+
+    def stop(self, epochs_done: int, batches_done: int, totals: Accumulator) -> NoReturn:
+        """Checkpoint where the run stands (if it can) and raise :class:`RunInterrupted`."""
+        if self.checkpoint is not None:
+            self.save(epochs_done, batches_done, totals, self._epoch_start)
+        path = str(self.checkpoint) if self.checkpoint is not None else None
+        raise RunInterrupted(epochs_done, self.state.step, path)
+
+    def save(
+        self,
+        epochs_done: int,
+        batches_done: int,
+        totals: Accumulator,
+        data_state: torch.Tensor | None,
+    ) -> None:
+        """Write the checkpoint: ``epochs_done`` epochs and ``batches_done`` batches of the
+        next one are trained; ``data_state`` is the data generator's state at the start of
+        that next epoch."""
+        assert self.checkpoint is not None
+        state, log = self.state, self.state.log
+        masker = state.masker
+        payload = {
+            "epoch": epochs_done,
+            "batches_done": batches_done,
+            "step": state.step,
+            "prune_fraction": state.prune_fraction,
+            "model": self.setup.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "masks": {layer.name: layer.mask for layer in masker.layers} if masker else {},
+            "topology_generator": masker.generator.get_state() if masker else None,
+            "data_generator": data_state,
+            "rng": checkpoints.global_rng_state(),
+            "totals": {"loss": totals.loss, "correct": totals.correct, "seen": totals.seen},
+            "log": {
+                "curve": log.curve,
+                "updates": log.updates,
+                "overlaps": log.overlaps,
+                "timings": log.timings,
+                "initial_masks": log.initial_masks or {},
+            },
+            "best": {
+                "accuracy": self.best.accuracy,
+                "epoch": self.best.epoch,
+                "state": self.best.state,
+            },
+            "resumes": self._resumes,
+        }
+        checkpoints.write(self.checkpoint, state.spec.run_id, payload)
+        self._last_checkpoint = time.monotonic()
+
+    def resume(self, totals: Accumulator) -> checkpoints.Resumed | None:
+        """Restore the run from its checkpoint, if it has a usable one (a bad one is discarded
+        with a warning in the record)."""
+        if self.checkpoint is None:
+            return None
+        state, log = self.state, self.state.log
+        data, problem = checkpoints.read(self.checkpoint, state.spec.run_id)
+        if problem is not None:
+            log.extra["checkpoint"] = {"discarded": problem}
+            checkpoints.remove(self.checkpoint)
+        if data is None:
+            return None
+        try:
+            self._restore(data, totals)
+        except Exception as exc:  # incompatible contents: start over, never a wrong result
+            raise CheckpointMismatch(f"{type(exc).__name__}: {exc}") from exc
+        resumed = checkpoints.Resumed(data["epoch"], data["batches_done"], data["step"])
+        self._resumes = [*data["resumes"], dict(resumed.__dict__)]
+        log.extra["checkpoint"] = {"resumed": self._resumes}
+        return resumed
+
+    def _restore(self, data: dict[str, Any], totals: Accumulator) -> None:
+        state, log, masker = self.state, self.state.log, self.state.masker
+        self.setup.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        if masker is not None:
+            for layer in masker.layers:
+                layer.mask.copy_(data["masks"][layer.name])
+                layer.float_mask.copy_(layer.mask)
+            masker.generator.set_state(data["topology_generator"])
+        if self._generator is not None and data["data_generator"] is not None:
+            self._generator.set_state(data["data_generator"])
+        checkpoints.set_global_rng_state(data["rng"])
+        assert self._scheduler is not None
+        self._scheduler.last_epoch = data["epoch"]
+        self._scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        totals.loss.copy_(data["totals"]["loss"])
+        totals.correct.copy_(data["totals"]["correct"])
+        totals.seen = int(data["totals"]["seen"])
+        state.step = int(data["step"])
+        state.prune_fraction = data["prune_fraction"]
+        saved = data["log"]
+        log.curve[:] = saved["curve"]
+        log.updates[:] = saved["updates"]
+        log.overlaps[:] = saved["overlaps"]
+        log.timings.update(saved["timings"])
+        if saved["initial_masks"]:
+            log.initial_masks = {k: v.to(self.device) for k, v in saved["initial_masks"].items()}
+        best = data["best"]
+        self.best.accuracy, self.best.epoch = float(best["accuracy"]), best["epoch"]
+        if best["state"] is not None:
+            self.best.state = {k: v.to(self.device) for k, v in best["state"].items()}
 
     def end_epoch(
         self, epoch: int, train_loss: float, train_accuracy: float, started: float

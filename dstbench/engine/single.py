@@ -19,7 +19,14 @@ from dstbench.contracts.execution import ExecutionOptions, Job, RunRequest
 from dstbench.contracts.record import RunRecord
 from dstbench.contracts.run import RunContext
 from dstbench.contracts.spec import RunSpec
-from dstbench.engine.loop import Progress, RunState, SingleRun, final_test_metrics
+from dstbench.engine import checkpoint as checkpoints
+from dstbench.engine.loop import (
+    CheckpointMismatch,
+    Progress,
+    RunState,
+    SingleRun,
+    final_test_metrics,
+)
 from dstbench.engine.provenance import provenance
 from dstbench.engine.record import RunLog, assemble_record, error_block
 from dstbench.engine.setup import Setup, build_masker, build_optimizer, build_setup, resolve_device
@@ -39,8 +46,17 @@ def train_run(
     artifact_dir: Path | None = None,
     progress: Progress | None = None,
     engine: str = ENGINE_NAME,
+    checkpoint: Path | None = None,
+    checkpoint_every: int | None = None,
+    discarded: str | None = None,
 ) -> RunRecord:
-    """Train ``spec`` (built by :func:`build_spec`) and return its record."""
+    """Train ``spec`` (built by :func:`build_spec`) and return its record.
+
+    :param checkpoint: where the run keeps its in-run checkpoint (None: none); a run that
+        finds one there resumes from it.
+    :param checkpoint_every: epochs between checkpoints (0 never; None: by time).
+    :raises RunInterrupted: when the process is asked to stop (the run has checkpointed).
+    """
     started = time.perf_counter()
     state: RunState | None = None
     setup: Setup | None = None
@@ -60,7 +76,11 @@ def train_run(
             artifact_dir=artifact_dir,
         )
         optimizer = build_optimizer(spec, setup.model, state.masker)
-        trainer = SingleRun(state, setup, optimizer, run, device, progress)
+        trainer = SingleRun(
+            state, setup, optimizer, run, device, progress, checkpoint, checkpoint_every
+        )
+        if discarded:
+            log.extra["checkpoint"] = {"discarded": discarded}
         if spec.jaccard_at_init:
             trainer.overlap_at_init()
         else:
@@ -68,6 +88,21 @@ def train_run(
             plugins.hook.dstbench_run_start(run=run)
             trainer.train()
             final_test_metrics(log, setup, trainer.best, trainer.evaluate)
+    except CheckpointMismatch as exc:  # start over, from scratch, without it
+        checkpoints.remove(checkpoint)
+        return train_run(
+            spec,
+            plugins=plugins,
+            device=device,
+            data_root=data_root,
+            download=download,
+            artifact_dir=artifact_dir,
+            progress=progress,
+            engine=engine,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            discarded=f"does not fit the run ({exc})",
+        )
     except Exception as exc:  # any failure is recorded; the caller decides what to do next
         if log is None:
             log = RunLog()
@@ -160,4 +195,6 @@ class SingleEngine:
                 download=options.download,
                 artifact_dir=request.artifact_dir,
                 progress=epoch_progress(request),
+                checkpoint=request.checkpoint,
+                checkpoint_every=options.checkpoint_every,
             )

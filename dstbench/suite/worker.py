@@ -31,6 +31,7 @@ from dstbench.contracts.execution import (
 )
 from dstbench.contracts.record import RunRecord
 from dstbench.contracts.spec import RunSpec
+from dstbench.engine.checkpoint import remove as remove_checkpoint
 from dstbench.engine.interrupt import (
     INTERRUPTED,
     INTERRUPTED_EXIT,
@@ -133,6 +134,7 @@ def run_group(
             device=device or options.device,
             artifact_dir=directory,
             progress=functools.partial(progress, job.run_id) if progress else None,
+            checkpoint=checkpoint_path(job) if options.checkpoint_every != 0 else None,
         )
         for job, directory in zip(jobs, dirs, strict=True)
     ]
@@ -182,6 +184,7 @@ def _finish(
         with contextlib.suppress(OSError):
             directory.rmdir()
     _write(job, options, record, worker)
+    remove_checkpoint(checkpoint_path(job))  # the record holds what it was for
     return record.status
 
 
