@@ -140,6 +140,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "`engine`, else single)",
     )
     parser.add_argument(
+        "--checkpoint-every",
+        type=_non_negative,
+        default=None,
+        metavar="N",
+        help="checkpoint each run every N epochs (0: never; default: the suite's "
+        "`checkpoint_every`, else every epoch on slurm/dask and every 5 minutes locally); "
+        "an interrupted run resumes from its checkpoint",
+    )
+    parser.add_argument(
         "--group",
         type=_non_negative,
         default=None,
@@ -273,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
         executor=executor,
         engine=_engine(args.engine, registry),
         group=args.group,
+        checkpoint=args.checkpoint_every,
         retry=args.retry,
         timeout=args.timeout,
         detach=args.detach,

@@ -96,6 +96,7 @@ META_KEYS: tuple[str, ...] = (
     "data_root",
     "download",
     "timeout",
+    "checkpoint_every",
 )
 #: Longest suite name: it names a directory, and file systems cap a name at 255 bytes.
 MAX_NAME = 100
@@ -170,6 +171,9 @@ class Suite:
     engine: str = "single"
     #: Runs per batched group (``group`` key); 0 chooses automatically.
     group: int = 0
+    #: Epochs between in-run checkpoints (``checkpoint_every`` key): 0 never; None: the
+    #: executor's default (every epoch on clusters; locally, every 5 minutes of training).
+    checkpoint_every: int | None = None
 
     def default_output(self) -> Path:
         """``results/<name>`` (relative to the working directory)."""
@@ -308,6 +312,14 @@ class _SuiteBuilder:
         if timeout is not None and not _positive_seconds(timeout):
             raise self.fail("timeout", f"expected a number of seconds > 0, got {timeout!r}")
         engine = self.engine(data.get("engine", "single"))
+        checkpoint_every = data.get("checkpoint_every")
+        if checkpoint_every is not None and (
+            isinstance(checkpoint_every, bool)
+            or not isinstance(checkpoint_every, int)
+            or checkpoint_every < 0
+        ):
+            msg = f"expected a number of epochs >= 0 (0: never), got {checkpoint_every!r}"
+            raise self.fail("checkpoint_every", msg)
         group = data.get("group", 0)
         if isinstance(group, bool) or not isinstance(group, int) or group < 0:
             raise self.fail("group", f"expected an integer >= 0 (0: automatic), got {group!r}")
@@ -377,6 +389,7 @@ class _SuiteBuilder:
             timeout=float(timeout) if timeout is not None else None,
             engine=engine,
             group=group,
+            checkpoint_every=checkpoint_every,
         )
 
     def executor(self, ref: Any) -> dict[str, Any]:

@@ -186,6 +186,19 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+#: Executors that run on machines that may be preempted: they checkpoint every epoch unless
+#: told otherwise.
+CLUSTER_EXECUTORS = ("slurm", "dask")
+
+
+def checkpoint_every(value: int | None, executor: str) -> int | None:
+    """The checkpoint period runs get: ``value``, else every epoch on a cluster executor, else
+    None (the engine's default: by training time)."""
+    if value is not None:
+        return value
+    return 1 if executor in CLUSTER_EXECUTORS else None
+
+
 def run_suite(
     suite: Suite,
     *,
@@ -197,6 +210,7 @@ def run_suite(
     executor: dict[str, Any] | None = None,
     engine: str | None = None,
     group: int | None = None,
+    checkpoint: int | None = None,
     retry: Sequence[str] = (),
     timeout: float | None = None,
     detach: bool = False,
@@ -213,6 +227,8 @@ def run_suite(
         per GPU on CUDA).
     :param executor: ``{"name", "params"}`` overriding the suite's executor.
     :param engine: ``single`` or ``batched``, overriding the suite's ``engine``.
+    :param checkpoint: epochs between in-run checkpoints (0 never), overriding the suite's
+        ``checkpoint_every``.
     :param group: runs per batched group (0: automatic), overriding the suite's ``group``.
     :param retry: statuses among ``diverged``/``invalid`` to run again as well.
     :param data_root: data directory (default: the suite's ``data_root``, then the defaults).
@@ -295,6 +311,10 @@ def run_suite(
             detach=detach,
             engine=engine or suite.engine,
             group=suite.group if group is None else group,
+            checkpoint_every=checkpoint_every(
+                suite.checkpoint_every if checkpoint is None else checkpoint,
+                str((executor or suite.executor)["name"]),
+            ),
         )
         jobs = [
             Job(
