@@ -36,6 +36,7 @@ from dstbench.contracts.record import RunRecord
 from dstbench.contracts.run import EpochStats, RunContext
 from dstbench.contracts.spec import RunSpec
 from dstbench.engine.data import TensorBatches, make_batches
+from dstbench.engine.interrupt import RunInterrupted, stop_requested
 from dstbench.engine.loop import Best, RunState, RunStopped, evaluate_model, final_test_metrics
 from dstbench.engine.provenance import provenance
 from dstbench.engine.record import assemble_record, error_block
@@ -315,6 +316,9 @@ class GroupTrainer:
         x_buf = torch.empty((count, *x_shape), dtype=split.x.dtype, device=split.x.device)
         y_buf = torch.empty((count,), dtype=split.y.dtype, device=split.y.device)
         for start in range(0, len(split), batch):
+            if stop_requested():
+                # A group has no checkpoint of its own: its runs start over on the next attempt.
+                raise RunInterrupted(0, self.step, None)
             index = orders[:, start : start + batch]
             k, size = index.shape
             xb, yb = x_buf[: k * size], y_buf[: k * size]
