@@ -361,3 +361,50 @@ def test_a_layer_left_without_weights_is_invalid():
     record = execute({"model": "mlp", "dataset": "digits", "density": 1e-9, "epochs": 1})
     assert record["status"] == "invalid"
     assert "0 active weights" in record["reason"]
+
+
+# --- runs whose numbers mean nothing are not ok -------------------------------------------
+
+
+def test_a_distribution_that_empties_a_layer_makes_the_run_invalid():
+    record = execute(
+        {
+            "model": "mlp[hidden=[16]]",
+            "dataset": "digits",
+            "epochs": 1,
+            "density": 0.05,
+            "distribution": "erk[power=-5]",
+        }
+    )
+    assert record["status"] == "invalid"
+    assert "has 0 active weights" in record["reason"] and "the network is cut" in record["reason"]
+    assert record["metrics"]["test_accuracy"] is None and record["metrics"]["curve"] == []
+
+
+def test_a_non_finite_validation_loss_makes_the_run_diverged(use_plugins):
+    import torch
+
+    from dstbench import hookimpl
+    from dstbench.contracts import DatasetParts, TensorSplit
+
+    def poisoned(ctx):
+        """Finite training and test data; validation inputs that are NaN."""
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(64, 8, generator=generator)
+        y = (x[:, 0] > 0).long()
+        val = TensorSplit(torch.full((16, 8), float("nan")), torch.zeros(16, dtype=torch.long))
+        return DatasetParts(TensorSplit(x, y), TensorSplit(x, y), (8,), 2, val=val)
+
+    class Plugin:
+        @hookimpl
+        def dstbench_register_datasets(self, register):
+            register("poisoned", poisoned)
+
+    plugins = use_plugins(("poisoned-data", Plugin()))
+    record = execute(
+        {"model": "mlp[hidden=[8]]", "dataset": "poisoned", "epochs": 2, "validation": "paper"},
+        plugins=plugins,
+    )
+    assert record["status"] == "diverged"
+    assert record["reason"] == "validation loss became nan in epoch 1"
+    assert record["metrics"]["test_accuracy"] is None

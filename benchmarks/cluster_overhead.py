@@ -1,0 +1,187 @@
+"""Per-run overhead of the executors on tiny runs, side by side in one invocation.
+
+    python benchmarks/cluster_overhead.py                  # 8 runs, 2 workers: about a minute
+    python benchmarks/cluster_overhead.py --runs 16 -j 4 --dask-address tcp://head:8786
+
+The same suite of ``--runs`` tiny runs (an MLP with one hidden layer of 32 units on digits,
+``--epochs`` epochs, no download) runs from scratch through each executor, every run with one
+CPU thread:
+
+1. ``local``: ``-j`` worker processes on this machine; wall time includes starting them.
+2. ``dask``: a ``LocalCluster`` of ``-j`` single-threaded workers started here beforehand (its
+   start-up time is printed apart, not counted), or the scheduler at ``--dask-address``. Each
+   run is a task that starts a fresh Python process on its worker.
+3. ``slurm``, when submitit is installed, ``sbatch`` is on PATH and ``sinfo`` shows a usable
+   node (else a line says why it is skipped): one job array through the real scheduler, with
+   the executor and parameters of ``--slurm`` (``poll=1``: the driver looks every second).
+
+For each it prints the wall time of the suite, the wall time per run (wall / runs) and its
+ratio to ``local``; the mean training time per run (from the records' timings) says how much
+of that is the runs themselves. On a machine shared with other work only the ratios mean
+something, and even they move with the load (the load average is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from dstbench.engine.spec import parse_component
+from dstbench.errors import DstbenchError
+from dstbench.plugins import get_plugins
+from dstbench.suite import run_suite
+from dstbench.suite.loader import Suite, build_suite
+from dstbench.suite.store import RunStore
+
+
+def make_suite(runs: int, epochs: int) -> Suite:
+    """``runs`` tiny digits runs (seeds of one magnitude/random cell at density 0.1)."""
+    data = {
+        "name": "overhead",
+        "model": "mlp[hidden=[32]]",
+        "dataset": "digits",
+        "epochs": epochs,
+        "densities": [0.1],
+        "criteria": ["magnitude"],
+        "growth": ["random"],
+        "seeds": list(range(runs)),
+    }
+    return build_suite(data, get_plugins().registry, path=Path("overhead.toml"))
+
+
+def timed(suite: Suite, executor: dict[str, Any], workers: int, root: Path) -> tuple[float, float]:
+    """Wall seconds of the suite through ``executor`` and the mean training seconds per run."""
+    started = time.perf_counter()
+    outcome = run_suite(
+        suite,
+        output=root,
+        workers=workers,
+        device="cpu",
+        executor=executor,
+        stream=io.StringIO(),
+        live=False,
+        leaderboard=False,
+    )
+    wall = time.perf_counter() - started
+    assert outcome.counts() == {"ok": len(suite.cells)}, outcome.counts()
+    store = RunStore(root)
+    seconds = [store.load(c.run_id)["timings"]["total_seconds"] for c in suite.cells]
+    return wall, sum(seconds) / len(seconds)
+
+
+def executor_ref(text: str) -> dict[str, Any]:
+    """``slurm[poll=1]`` -> ``{"name": "slurm", "params": {...}}`` checked by the registry."""
+    name, params = parse_component(text, "--slurm")
+    info = get_plugins().registry.executors[name]
+    return {"name": name, "params": info.resolve_params(params)}
+
+
+def slurm_missing() -> str | None:
+    """Why the SLURM column is skipped, or None when it can run."""
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        return "submitit is not installed (pip install 'dstbench[slurm]')"
+    if shutil.which("sbatch") is None:
+        return "no sbatch on PATH"
+    try:
+        states = subprocess.run(
+            ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=20, check=True
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"the SLURM cluster does not answer ({type(exc).__name__})"
+    if not any(state.rstrip("*~#") in ("idle", "mix", "alloc") for state in states):
+        return f"the SLURM cluster has no usable node (sinfo says {states})"
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=8, help="runs per executor (default 8)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per run (default 2)")
+    parser.add_argument("-j", "--jobs", type=int, default=2, help="workers (default 2)")
+    parser.add_argument(
+        "--dask-address", default="", help="a running scheduler (default: a LocalCluster here)"
+    )
+    parser.add_argument(
+        "--slurm", default="slurm[poll=1,time=10]", help="the SLURM executor and its parameters"
+    )
+    parser.add_argument("--no-dask", action="store_true", help="leave out the dask executor")
+    args = parser.parse_args()
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    suite = make_suite(args.runs, args.epochs)
+    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    print(
+        f"{args.runs} runs of mlp[hidden=[32]] on digits, {args.epochs} epochs, "
+        f"{args.jobs} workers, 1 thread per run"
+    )
+    results: list[tuple[str, float, float]] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        local = {"name": "local", "params": {"threads": 1}}
+        results.append(("local", *timed(suite, local, args.jobs, root / "local")))
+
+        if not args.no_dask:
+            try:
+                from distributed import LocalCluster
+            except ImportError:
+                notes.append("dask: skipped, dask.distributed is not installed")
+            else:
+                cluster = None
+                address = args.dask_address
+                if not address:
+                    started = time.perf_counter()
+                    cluster = LocalCluster(
+                        n_workers=args.jobs,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                    )
+                    address = cluster.scheduler_address
+                    notes.append(
+                        f"dask: a LocalCluster of {args.jobs} workers, started in "
+                        f"{time.perf_counter() - started:.1f} s (not counted)"
+                    )
+                try:
+                    dask = {"name": "dask", "params": {"address": address, "threads": 1}}
+                    results.append(("dask", *timed(suite, dask, args.jobs, root / "dask")))
+                finally:
+                    if cluster is not None:
+                        cluster.close()
+
+        why = slurm_missing()
+        if why is None:
+            slurm = executor_ref(args.slurm)
+            try:
+                results.append(("slurm", *timed(suite, slurm, args.jobs, root / "slurm")))
+            except DstbenchError as exc:  # sbatch refused: say so, keep the other columns
+                notes.append(f"slurm: failed, {exc}")
+        else:
+            notes.append(f"slurm: skipped, {why}")
+
+    base = results[0][1] / args.runs
+    rows = [
+        [name, f"{wall:.1f}", f"{wall / args.runs:.2f}", f"{wall / args.runs / base:.2f}x",
+         f"{train:.2f}"]
+        for name, wall, train in results
+    ]  # fmt: skip
+    headers = ["executor", "wall s", "s per run", "vs local", "train s per run (records)"]
+    print(tabulate(rows, headers=headers, disable_numparse=True))
+    for note in notes:
+        print(note)
+    print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

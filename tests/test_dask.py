@@ -1,0 +1,367 @@
+"""The ``dask`` executor against a real dask.distributed cluster: a scheduler and two workers
+started as processes on 127.0.0.1, a real ``dstbench suite`` driving them.
+
+Locally these tests skip without dask.distributed; in CI they fail instead. The cluster's
+processes are killed at the end of every test, whether it passed or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from engines import require_dask
+
+from dstbench.io import read_json
+
+pytestmark = [pytest.mark.dask, pytest.mark.slow]
+
+#: Six tiny runs.
+SIX = """
+name = "six"
+model = "mlp[hidden=[32]]"
+dataset = "digits"
+epochs = 2
+densities = [0.1, 0.3]
+criteria = ["magnitude", "set"]
+growth = ["random"]
+seeds = [0]
+baselines = ["static"]
+"""
+
+#: Four runs long enough to be caught running.
+FOUR_LONG = """
+name = "four"
+model = "mlp"
+dataset = "digits"
+epochs = 60
+densities = [0.1, 0.2]
+criteria = ["magnitude"]
+growth = ["random"]
+seeds = [0, 1]
+"""
+
+#: Two one-epoch runs and two that would take long, interleaved in the matrix.
+SHORT_AND_LONG = """
+name = "mixed"
+model = "mlp"
+dataset = "digits"
+epochs = [1, 2000]
+densities = [0.1]
+criteria = ["magnitude"]
+growth = ["random"]
+seeds = [0, 1]
+"""
+
+#: What may differ between two executions of the same run.
+EXECUTION_KEYS = ("timings", "provenance", "execution", "checkpoints")
+
+#: The suite's last summary line: every count of it.
+SUMMARY = re.compile(
+    r"^suite (?P<name>\S+): (?P<runs>\d+) runs: (?P<counts>[^|]+) \| ran (?P<ran>\d+) in \S+ "
+    r"with (?P<workers>\d+) workers?$",
+    re.MULTILINE,
+)
+
+#: Asks the scheduler for its workers, from a process of its own (no client in pytest's).
+WORKERS_SCRIPT = """
+import json, sys
+from distributed import Client
+with Client(sys.argv[1], timeout=30) as client:
+    client.wait_for_workers(int(sys.argv[2]), timeout=float(sys.argv[3]))
+    workers = client.scheduler_info()["workers"]
+    print(json.dumps({str(info["name"]): address for address, info in workers.items()}))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_processes(pgid: int) -> list[tuple[int, str]]:
+    """The run subprocesses (pid, run id) in process group ``pgid`` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            argv = (entry / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, UnicodeDecodeError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) != pgid or "dstbench.suite.dask_executor" not in argv:
+            continue
+        try:
+            job_file = argv[argv.index("dstbench.suite.dask_executor") + 1]
+            found.append((int(entry.name), json.loads(Path(job_file).read_text())["job"]["run_id"]))
+        except (OSError, ValueError, IndexError, KeyError):
+            continue  # starting or ending just now
+    return found
+
+
+class DaskCluster:
+    """A scheduler and named workers, each in a process group of its own."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.address = f"tcp://127.0.0.1:{free_port()}"
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+        log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 (the process keeps it)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def start(self, workers: int = 2) -> None:
+        port = self.address.rsplit(":", 1)[1]
+        command = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+        self.spawn("scheduler", [*command, "--host", "127.0.0.1", "--port", port, "--no-dashboard"])
+        for index in range(workers):
+            self.start_worker(f"w{index}")
+        self.workers = self.wait_for_workers(workers)
+
+    def start_worker(self, name: str) -> None:
+        command = [sys.executable, "-m", "distributed.cli.dask_worker", self.address]
+        command += ["--nworkers", "1", "--nthreads", "1", "--no-dashboard"]
+        self.spawn(name, [*command, "--host", "127.0.0.1", "--name", name])
+
+    def wait_for_workers(self, count: int, seconds: float = 120) -> dict[str, str]:
+        """Wait until the scheduler sees ``count`` workers; their names -> addresses."""
+        done = subprocess.run(
+            [sys.executable, "-c", WORKERS_SCRIPT, self.address, str(count), str(seconds)],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=False,
+        )
+        assert done.returncode == 0, f"the cluster did not come up: {done.stderr}\n{self.logs()}"
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the process group of ``name`` (a worker: its nanny, itself and its runs)."""
+        process = self.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def close(self) -> None:
+        for name in list(self.processes):
+            self.kill(name)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n" + "\n".join(path.read_text().splitlines()[-20:])
+            for path in sorted(self.folder.glob("*.log"))
+        )
+
+
+@pytest.fixture
+def cluster(tmp_path) -> Iterator[DaskCluster]:
+    """A fresh scheduler and two workers (``w0``, ``w1``); killed whatever the test does."""
+    require_dask()
+    if not Path("/proc/self/stat").is_file():
+        pytest.skip("these tests find the runs' processes in /proc (Linux)")
+    folder = tmp_path / "cluster"
+    folder.mkdir()
+    engine = DaskCluster(folder)
+    try:
+        engine.start()
+        yield engine
+    finally:
+        engine.close()
+
+
+def dstbench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dstbench", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def start_suite(cluster: DaskCluster, suite: Path, out: Path, log) -> subprocess.Popen:
+    """``dstbench suite`` on the cluster, in the background (killed with the cluster)."""
+    command = [sys.executable, "-m", "dstbench", "suite", str(suite), "-o", str(out)]
+    command += ["-j", "2", "--device", "cpu", "--progress", "plain"]
+    command += ["--executor", f"dask[address={cluster.address}]"]
+    driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    cluster.processes["driver"] = driver
+    return driver
+
+
+def comparable(record: dict) -> dict:
+    """A record without what depends on where and when it ran."""
+    record = {k: v for k, v in record.items() if k not in EXECUTION_KEYS}
+    metrics = dict(record["metrics"])
+    metrics["curve"] = [{k: v for k, v in e.items() if k != "seconds"} for e in metrics["curve"]]
+    record["metrics"] = metrics
+    return record
+
+
+def records(root: Path) -> dict[str, dict]:
+    return {p.stem: read_json(p) for p in sorted((root / "runs").glob("*.json"))}
+
+
+def board(root: Path) -> list[str]:
+    """The leaderboard without the lines that name the executor and the date."""
+    text = (root / "leaderboard.md").read_text()
+    return [line for line in text.splitlines() if not line.startswith(("| executor", "| date"))]
+
+
+def summary(stdout: str) -> dict[str, str]:
+    found = list(SUMMARY.finditer(stdout))
+    assert found, f"no summary line in:\n{stdout}"
+    return found[-1].groupdict()
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+
+
+def test_a_suite_on_two_workers_gives_the_local_records_and_leaderboard(cluster, tmp_path):
+    (tmp_path / "s.toml").write_text(SIX)
+    suite = str(tmp_path / "s.toml")
+    local = dstbench(
+        "suite", suite, "-o", str(tmp_path / "local"), "-j", "2", "--device", "cpu",
+        "--executor", "local[threads=1]", "--progress", "plain",
+    )  # fmt: skip
+    assert local.returncode == 0, local.stdout + local.stderr
+    done = dstbench(
+        "suite", suite, "-o", str(tmp_path / "dask"), "-j", "2", "--device", "cpu",
+        "--executor", f"dask[address={cluster.address}]", "--progress", "plain",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr + cluster.logs()
+
+    expected = records(tmp_path / "local")
+    got = records(tmp_path / "dask")
+    assert len(expected) == 6
+    assert {k: r["status"] for k, r in got.items()} == dict.fromkeys(expected, "ok")
+    assert {k: comparable(r) for k, r in got.items()} == {
+        k: comparable(r) for k, r in expected.items()
+    }
+    # Both workers ran runs, each recorded where it ran.
+    workers = {r["execution"]["worker"] for r in got.values()}
+    assert workers == {f"dask {address}" for address in cluster.workers.values()}
+    assert {r["execution"]["executor"] for r in got.values()} == {"dask"}
+    assert board(tmp_path / "dask") == board(tmp_path / "local")
+    # The summary counts what happened: six runs, all done, all six run by this invocation.
+    assert summary(done.stdout) == {
+        "name": "six", "runs": "6", "counts": "6 done", "ran": "6", "workers": "2",
+    }  # fmt: skip
+    assert summary(done.stdout) == summary(local.stdout)
+    assert sorted(re.findall(r"^\[(\d)/6\] ok ", done.stdout, re.MULTILINE)) == list("123456")
+
+    # Run again: nothing to run, nothing submitted.
+    again = dstbench("suite", suite, "-o", str(tmp_path / "dask"), "--executor", "dask")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "6 already finished, nothing to run" in again.stdout
+    assert summary(again.stdout)["ran"] == "0"
+    assert records(tmp_path / "dask") == got
+
+
+def test_a_run_on_a_killed_worker_is_run_again_on_the_other(cluster, tmp_path):
+    (tmp_path / "s.toml").write_text(FOUR_LONG)
+    out = tmp_path / "out"
+    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115
+    driver = start_suite(cluster, tmp_path / "s.toml", out, log)
+    victim = cluster.processes["w0"]
+    try:
+        # A run executing on w0: its subprocess is in w0's process group.
+        wait_for(lambda: run_processes(victim.pid), 120, "a run on w0")
+        time.sleep(0.5)  # its start event reaches the scheduler
+        running = run_processes(victim.pid)
+        assert running, "the run on w0 ended too soon to be killed"
+        [(_, killed_run)] = running
+        assert not (out / "runs" / f"{killed_run}.json").exists()
+        cluster.kill("w0")
+        assert driver.wait(timeout=300) == 0
+    finally:
+        log.close()
+    stdout = (tmp_path / "driver.log").read_text()
+
+    got = records(out)
+    assert {r["status"] for r in got.values()} == {"ok"}, stdout
+    assert len(got) == 4
+    # The killed run ran again on the surviving worker, and the suite said so.
+    survivor = f"dask {cluster.workers['w1']}"
+    assert got[killed_run]["execution"]["worker"] == survivor
+    assert f"{cluster.workers['w0']} was lost; the scheduler runs it again on" in stdout
+    assert summary(stdout) == {
+        "name": "four", "runs": "4", "counts": "4 done", "ran": "4", "workers": "2",
+    }  # fmt: skip
+    # Nothing of the killed worker's runs lives on.
+    assert not run_processes(victim.pid)
+
+
+def test_ctrl_c_stops_the_runs_on_the_workers_and_keeps_the_records(cluster, tmp_path):
+    (tmp_path / "s.toml").write_text(SHORT_AND_LONG)
+    out = tmp_path / "out"
+    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115
+    driver = start_suite(cluster, tmp_path / "s.toml", out, log)
+    groups = [cluster.processes[name].pid for name in cluster.workers]
+
+    def running() -> list[tuple[int, str]]:
+        return [run for pgid in groups for run in run_processes(pgid)]
+
+    try:
+        # The two one-epoch runs are done while a long one is running.
+        wait_for(lambda: len(records(out)) == 2 and running(), 180, "two records and a run")
+        before = records(out)
+        driver.send_signal(signal.SIGINT)
+        assert driver.wait(timeout=120) == 130
+    finally:
+        log.close()
+    stdout = (tmp_path / "driver.log").read_text()
+    assert "interrupted: finished runs are saved" in stdout
+    assert summary(stdout)["counts"] == "2 done, 2 to run"
+    assert {r["spec"]["epochs"] for r in before.values()} == {1}
+    # The long runs were stopped, not left running on the workers, and wrote nothing.
+    assert running() == []
+    time.sleep(2.0)
+    assert records(out) == before
+    # The workers are still there for the next suite.
+    assert cluster.wait_for_workers(2, seconds=10) == cluster.workers
+
+
+def test_a_run_past_the_time_limit_is_stopped_on_its_worker_and_failed(cluster, tmp_path):
+    suite = SHORT_AND_LONG.replace("epochs = [1, 2000]", "epochs = 2000").replace(
+        "seeds = [0, 1]", "seeds = [0]"
+    )
+    (tmp_path / "s.toml").write_text(suite)
+    started = time.monotonic()
+    done = dstbench(
+        "suite", str(tmp_path / "s.toml"), "-o", str(tmp_path / "out"), "--timeout", "4",
+        "--device", "cpu", "--executor", f"dask[address={cluster.address}]",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert time.monotonic() - started < 60  # not the 2000 epochs
+    [record] = records(tmp_path / "out").values()
+    assert record["status"] == "failed"
+    message = record["error"]["message"]
+    assert message.startswith("timed out after "), message
+    assert "(the time limit is 4.0s; a stuck plugin or a slow setup?)" in message
+    assert summary(done.stdout)["counts"] == "1 failed"
+    assert all(not run_processes(cluster.processes[name].pid) for name in cluster.workers)
