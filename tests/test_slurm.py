@@ -46,7 +46,7 @@ seeds = {seeds}
 """
 
 #: What may differ between two executions of the same run.
-EXECUTION_KEYS = ("timings", "provenance", "execution", "checkpoints")
+EXECUTION_KEYS = ("timings", "provenance", "execution", "checkpoint")
 
 
 @pytest.fixture(autouse=True)
@@ -125,3 +125,110 @@ def test_a_dozen_runs_give_the_local_records_with_and_without_packing(tmp_path):
         assert {s.phase for s in states.values()} == {"ended"}
         # Where a run executes changes nothing in the leaderboard either.
         assert board_without_executor(out) == board_without_executor(tmp_path / "local")
+
+
+def _long_suite(tmp_path: Path, epochs: int, seeds: str = "[0, 1]") -> str:
+    path = tmp_path / "long.toml"
+    path.write_text(LONG_AND_SHORT.format(epochs=epochs, seeds=seeds))
+    return str(path)
+
+
+def _running_job(out: Path) -> tuple[str, str]:
+    """(run id, array task id) of a run whose task SLURM says is running, once one is."""
+    found: list[tuple[str, str]] = []
+
+    def running() -> bool:
+        if not (out / "jobs.json").exists():
+            return False
+        entries = Ledger(out).load()
+        states = scheduler.job_states(sorted({e.job_id for e in entries.values()}))
+        found[:] = [
+            (run_id, e.job_id)
+            for run_id, e in entries.items()
+            if states.get(e.job_id) is not None and states[e.job_id].phase == "running"
+        ]
+        return bool(found) and (out / "checkpoints").is_dir()
+
+    wait_for(running, 120, "a running task with a checkpoint")
+    return found[0]
+
+
+def test_scancel_of_a_task_fails_its_run_with_the_reason_and_a_rerun_resumes_it(tmp_path):
+    suite = _long_suite(tmp_path, epochs=150)
+    out = tmp_path / "out"
+    args = ["suite", suite, "-o", str(out), "--executor", "slurm[poll=1]"]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "dstbench", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run_id, job_id = _running_job(out)
+    assert "_" in job_id  # scancel of an array task needs <array>_<task>
+    subprocess.run(["scancel", job_id], check=True)
+    output, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 1, output
+    failed = read_json(out / "runs" / f"{run_id}.json")
+    assert failed["status"] == "failed"
+    assert f"SLURM job {job_id} ended CANCELLED" in failed["error"]["message"]
+    assert isinstance(failed["error"].get("log_tail"), str)
+    others = [r for k, r in records(out).items() if k != run_id]
+    assert [r["status"] for r in others] == ["ok"]
+    # The cancelled run checkpointed on SLURM's SIGTERM: the re-run resumes it.
+    again = dstbench(*args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    resumed = read_json(out / "runs" / f"{run_id}.json")
+    assert resumed["status"] == "ok" and resumed["checkpoint"]["resumed"]
+    # one torch thread, as the SLURM task (cpus_per_task = 1): the same float reductions
+    local = dstbench(
+        "suite", suite, "-o", str(tmp_path / "local"), "--executor", "local[threads=1]"
+    )
+    assert local.returncode == 0, local.stdout + local.stderr
+    assert comparable(resumed) == comparable(
+        read_json(tmp_path / "local" / "runs" / f"{run_id}.json")
+    )
+
+
+def test_scontrol_requeue_of_a_running_task_resumes_from_its_checkpoint(tmp_path):
+    """One task: SLURM holds a requeued job about two minutes before it starts again."""
+    suite = _long_suite(tmp_path, epochs=150, seeds="[0]")
+    out = tmp_path / "out"
+    args = ["suite", suite, "-o", str(out), "--executor", "slurm[poll=1]"]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "dstbench", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run_id, job_id = _running_job(out)
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    output, _ = driver.communicate(timeout=500)
+    assert driver.returncode == 0, output
+    record = read_json(out / "runs" / f"{run_id}.json")
+    assert record["status"] == "ok"
+    assert record["checkpoint"]["resumed"], "the requeued task started over"
+    # one torch thread, as the SLURM task (cpus_per_task = 1): the same float reductions
+    local = dstbench(
+        "suite", suite, "-o", str(tmp_path / "local"), "--executor", "local[threads=1]"
+    )
+    assert local.returncode == 0, local.stdout + local.stderr
+    expected = read_json(tmp_path / "local" / "runs" / f"{run_id}.json")
+    assert comparable(record) == comparable(expected)
+
+
+def test_detach_then_status_then_a_rerun_that_submits_nothing_new(tmp_path):
+    (tmp_path / "s.toml").write_text(DOZEN.replace("seeds = [0, 1, 2]", "seeds = [0]"))
+    suite, out = str(tmp_path / "s.toml"), tmp_path / "out"
+    detached = dstbench("suite", suite, "-o", str(out), "--executor", "slurm[poll=1]", "--detach")
+    assert detached.returncode == 0, detached.stdout + detached.stderr
+    assert "detached: 4 runs queued" in detached.stdout
+    jobs = {e.job_id for e in Ledger(out).load().values()}
+    assert len(jobs) == 4
+    status = dstbench("status", suite, "-o", str(out))
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "mlp/digits" in status.stdout
+    wait_for(lambda: len(records(out)) == 4, 300, "the detached runs' records")
+    again = dstbench("suite", suite, "-o", str(out), "--executor", "slurm[poll=1]")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert {e.job_id for e in Ledger(out).load().values()} == jobs  # nothing submitted
+    assert all(r["status"] == "ok" for r in records(out).values())
