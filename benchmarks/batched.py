@@ -59,7 +59,6 @@ def quick_suite(runs: int | None, workers: int, root: Path) -> tuple[float, floa
             engine=engine,
             stream=io.StringIO(),
             live=False,
-            leaderboard=False,
         )
         seconds[engine] = time.perf_counter() - started
         assert outcome.counts() == {"ok": len(suite.cells)}, outcome.counts()

@@ -70,7 +70,6 @@ def timed(suite: Suite, executor: dict[str, Any], workers: int, root: Path) -> t
         executor=executor,
         stream=io.StringIO(),
         live=False,
-        leaderboard=False,
     )
     wall = time.perf_counter() - started
     assert outcome.counts() == {"ok": len(suite.cells)}, outcome.counts()

@@ -52,7 +52,6 @@ def timed(suite, workers: int, root: Path) -> float:
         executor={"name": "local", "params": {"threads": 1}},
         stream=io.StringIO(),
         live=False,
-        leaderboard=False,
     )
     seconds = time.perf_counter() - started
     assert outcome.counts() == {"ok": len(suite.cells)}, outcome.counts()

@@ -90,6 +90,8 @@ class SuiteOutcome:
     #: Runs this invocation executed (or started, when interrupted).
     ran: int
     workers: int
+    #: The executor's name (the summary says where the runs went).
+    executor: str = "local"
     seconds: float
     interrupted: bool = False
     #: Runs handed to a scheduler and left there (``--detach``); None when not detached.
@@ -361,6 +363,7 @@ def run_suite(
             statuses=statuses,
             ran=reporter.ran,
             workers=count,
+            executor=str((executor or suite.executor)["name"]),
             seconds=time.monotonic() - started,
             interrupted=interrupted,
             detached=reporter.queued_runs if detach and not interrupted else None,
@@ -397,7 +400,11 @@ def summary_lines(outcome: SuiteOutcome) -> list[str]:
     head = (
         f"suite {outcome.suite.name}: {len(outcome.statuses)} runs: {counts_text(counts)}"
         f" | ran {outcome.ran} in {format_duration(outcome.seconds)}"
-        f" with {outcome.workers} worker{'s' if outcome.workers != 1 else ''}"
+        + (
+            f" on {outcome.executor}"  # the scheduler decides how many run at once
+            if outcome.executor in CLUSTER_EXECUTORS
+            else f" with {outcome.workers} worker{'s' if outcome.workers != 1 else ''}"
+        )
     )
     lines = [head, *outcome.problems]
     if outcome.detached is not None:
