@@ -90,9 +90,9 @@ class SuiteOutcome:
     #: Runs this invocation executed (or started, when interrupted).
     ran: int
     workers: int
+    seconds: float
     #: The executor's name (the summary says where the runs went).
     executor: str = "local"
-    seconds: float
     interrupted: bool = False
     #: Runs handed to a scheduler and left there (``--detach``); None when not detached.
     detached: int | None = None
