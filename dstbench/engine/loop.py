@@ -29,6 +29,7 @@ from torch import nn
 from dstbench.contracts.run import EpochStats, RunContext
 from dstbench.contracts.spec import RunSpec
 from dstbench.engine import checkpoint as checkpoints
+from dstbench.engine import resume
 from dstbench.engine.data import Batches, TensorBatches
 from dstbench.engine.interrupt import RunInterrupted, stop_requested
 from dstbench.engine.optim import MaskedSGD
@@ -45,10 +46,6 @@ Progress = Callable[[dict[str, Any]], None]
 
 #: With the default checkpoint period, seconds of training between checkpoints.
 CHECKPOINT_SECONDS = 300.0
-
-
-class CheckpointMismatch(Exception):
-    """A checkpoint that reads well but does not fit the run (another model, shapes...)."""
 
 
 def _data_generator(batches: Batches) -> torch.Generator | None:
@@ -273,10 +270,10 @@ class SingleRun:
         self.checkpoint_every = checkpoint_every
         self._last_checkpoint = time.monotonic()
         #: The data generator's state at the start of the current epoch.
-        self._epoch_start: torch.Tensor | None = None
-        self._generator = _data_generator(setup.train)
-        self._scheduler: torch.optim.lr_scheduler.MultiStepLR | None = None
-        self._resumes: list[dict[str, int]] = []
+        self.epoch_start: torch.Tensor | None = None
+        self.data_generator = _data_generator(setup.train)
+        self.scheduler: torch.optim.lr_scheduler.MultiStepLR | None = None
+        self.resumes: list[dict[str, int]] = []
 
     def evaluate(self, batches: Batches) -> tuple[float, float]:
         """Mean loss and accuracy of the model on ``batches``."""
@@ -309,8 +306,8 @@ class SingleRun:
             self.optimizer,
             self.state,
         )
-        if self._generator is not None:
-            self._epoch_start = self._generator.get_state()
+        if self.data_generator is not None:
+            self.epoch_start = self.data_generator.get_state()
         for index, (xb, yb) in enumerate(self.setup.train):
             if index < skip:
                 continue
@@ -337,7 +334,7 @@ class SingleRun:
         :raises RunInterrupted: when the process was asked to stop (after checkpointing).
         """
         state, spec, setup = self.state, self.state.spec, self.setup
-        self._scheduler = scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        self.scheduler = scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, lr_milestones(spec), gamma=spec.lr_gamma
         )
         state.total_steps = spec.epochs * len(setup.train)
@@ -362,7 +359,7 @@ class SingleRun:
                 self.end_epoch(epoch, train_loss, train_accuracy, epoch_started)
                 if epoch < spec.epochs and self._checkpoint_due(epoch):
                     # the next epoch's data order starts from the generator's state now
-                    next_epoch = self._generator.get_state() if self._generator else None
+                    next_epoch = self.data_generator.get_state() if self.data_generator else None
                     self.save(epoch, 0, totals, next_epoch)
             if state.masker is not None:
                 state.check_invariants()
@@ -389,7 +386,7 @@ class SingleRun:
     def stop(self, epochs_done: int, batches_done: int, totals: Accumulator) -> NoReturn:
         """Checkpoint where the run stands (if it can) and raise :class:`RunInterrupted`."""
         if self.checkpoint is not None:
-            self.save(epochs_done, batches_done, totals, self._epoch_start)
+            self.save(epochs_done, batches_done, totals, self.epoch_start)
         path = str(self.checkpoint) if self.checkpoint is not None else None
         raise RunInterrupted(epochs_done, self.state.step, path)
 
@@ -403,90 +400,13 @@ class SingleRun:
         """Write the checkpoint: ``epochs_done`` epochs and ``batches_done`` batches of the
         next one are trained; ``data_state`` is the data generator's state at the start of
         that next epoch."""
-        assert self.checkpoint is not None
-        state, log = self.state, self.state.log
-        masker = state.masker
-        payload = {
-            "epoch": epochs_done,
-            "batches_done": batches_done,
-            "step": state.step,
-            "prune_fraction": state.prune_fraction,
-            "model": self.setup.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "masks": {layer.name: layer.mask for layer in masker.layers} if masker else {},
-            "topology_generator": masker.generator.get_state() if masker else None,
-            "data_generator": data_state,
-            "rng": checkpoints.global_rng_state(),
-            "totals": {"loss": totals.loss, "correct": totals.correct, "seen": totals.seen},
-            "log": {
-                "curve": log.curve,
-                "updates": log.updates,
-                "overlaps": log.overlaps,
-                "timings": log.timings,
-                "initial_masks": log.initial_masks or {},
-            },
-            "best": {
-                "accuracy": self.best.accuracy,
-                "epoch": self.best.epoch,
-                "state": self.best.state,
-            },
-            "resumes": self._resumes,
-        }
-        checkpoints.write(self.checkpoint, state.spec.run_id, payload)
+        resume.save(self, epochs_done, batches_done, totals, data_state)
         self._last_checkpoint = time.monotonic()
 
     def resume(self, totals: Accumulator) -> checkpoints.Resumed | None:
         """Restore the run from its checkpoint, if it has a usable one (a bad one is discarded
         with a warning in the record)."""
-        if self.checkpoint is None:
-            return None
-        state, log = self.state, self.state.log
-        data, problem = checkpoints.read(self.checkpoint, state.spec.run_id)
-        if problem is not None:
-            log.extra["checkpoint"] = {"discarded": problem}
-            checkpoints.remove(self.checkpoint)
-        if data is None:
-            return None
-        try:
-            self._restore(data, totals)
-        except Exception as exc:  # incompatible contents: start over, never a wrong result
-            raise CheckpointMismatch(f"{type(exc).__name__}: {exc}") from exc
-        resumed = checkpoints.Resumed(data["epoch"], data["batches_done"], data["step"])
-        self._resumes = [*data["resumes"], dict(resumed.__dict__)]
-        log.extra["checkpoint"] = {"resumed": self._resumes}
-        return resumed
-
-    def _restore(self, data: dict[str, Any], totals: Accumulator) -> None:
-        state, log, masker = self.state, self.state.log, self.state.masker
-        self.setup.model.load_state_dict(data["model"])
-        self.optimizer.load_state_dict(data["optimizer"])
-        if masker is not None:
-            for layer in masker.layers:
-                layer.mask.copy_(data["masks"][layer.name])
-                layer.float_mask.copy_(layer.mask)
-            masker.generator.set_state(data["topology_generator"])
-        if self._generator is not None and data["data_generator"] is not None:
-            self._generator.set_state(data["data_generator"])
-        checkpoints.set_global_rng_state(data["rng"])
-        assert self._scheduler is not None
-        self._scheduler.last_epoch = data["epoch"]
-        self._scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
-        totals.loss.copy_(data["totals"]["loss"])
-        totals.correct.copy_(data["totals"]["correct"])
-        totals.seen = int(data["totals"]["seen"])
-        state.step = int(data["step"])
-        state.prune_fraction = data["prune_fraction"]
-        saved = data["log"]
-        log.curve[:] = saved["curve"]
-        log.updates[:] = saved["updates"]
-        log.overlaps[:] = saved["overlaps"]
-        log.timings.update(saved["timings"])
-        if saved["initial_masks"]:
-            log.initial_masks = {k: v.to(self.device) for k, v in saved["initial_masks"].items()}
-        best = data["best"]
-        self.best.accuracy, self.best.epoch = float(best["accuracy"]), best["epoch"]
-        if best["state"] is not None:
-            self.best.state = {k: v.to(self.device) for k, v in best["state"].items()}
+        return resume.resume(self, totals)
 
     def end_epoch(
         self, epoch: int, train_loss: float, train_accuracy: float, started: float

@@ -21,7 +21,6 @@ from dstbench.contracts.run import RunContext
 from dstbench.contracts.spec import RunSpec
 from dstbench.engine import checkpoint as checkpoints
 from dstbench.engine.loop import (
-    CheckpointMismatch,
     Progress,
     RunState,
     SingleRun,
@@ -29,6 +28,7 @@ from dstbench.engine.loop import (
 )
 from dstbench.engine.provenance import provenance
 from dstbench.engine.record import RunLog, assemble_record, error_block
+from dstbench.engine.resume import CheckpointMismatch
 from dstbench.engine.setup import Setup, build_masker, build_optimizer, build_setup, resolve_device
 from dstbench.engine.spec import build_spec
 from dstbench.plugins import LoadedPlugins, get_plugins
