@@ -123,8 +123,11 @@ def dstbench_register_models(register: Register) -> None:
     """Register model factories.
 
     Called once, when the registry is built. Call
-    ``register(name, factory, *, description="", params=None)`` where
-    ``factory(input_shape, num_classes, **params) -> torch.nn.Module``. ``input_shape`` is one
+    ``register(name, factory, *, description="", params=None, check=None)`` where
+    ``factory(input_shape, num_classes, **params) -> torch.nn.Module``. ``check(**params)``,
+    if given, raises :class:`dstbench.DstbenchError` for parameters that no dataset could
+    make work (a zero width, an absurd size): it runs when a spec is validated, so such a
+    spec is refused before anything runs. ``input_shape`` is one
     sample's shape (e.g. ``(3, 32, 32)``). A factory that cannot handle a shape raises
     :class:`dstbench.DstbenchError` with a clear message. For a binary task (``num_classes ==
     2``) a model may return a single logit per sample; the engine then trains with binary

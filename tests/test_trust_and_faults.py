@@ -408,3 +408,29 @@ def test_a_non_finite_validation_loss_makes_the_run_diverged(use_plugins):
     assert record["status"] == "diverged"
     assert record["reason"] == "validation loss became nan in epoch 1"
     assert record["metrics"]["test_accuracy"] is None
+
+
+@pytest.mark.parametrize(
+    ("model", "needle"),
+    [
+        ("mlp[hidden=[0]]", "hidden must be an integer in [1,"),
+        ("mlp[hidden=[64, -3]]", "got -3"),
+        ("mlp[hidden=[100000000000]]", "got 100000000000"),
+        ("mlp_higgs[hidden=0]", "'mlp_higgs': hidden"),
+        ("resnet20[width=0]", "width must be"),
+    ],
+)
+def test_impossible_model_sizes_are_refused_when_the_spec_is_validated(registry, model, needle):
+    with pytest.raises(SpecError) as info:
+        normalize_spec({"model": model, "dataset": "digits"}, registry)
+    assert info.value.key == "model" and needle in info.value.detail
+
+
+def test_a_suite_with_an_impossible_width_is_refused_before_anything_runs(tmp_path, capsys):
+    suite = tmp_path / "w.toml"
+    suite.write_text('model = "mlp[hidden=[0]]"\ndataset = "digits"\n')
+    out = tmp_path / "out"
+    assert main(["suite", str(suite), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{suite}: model: " in err and "hidden" in err
+    assert not out.exists()

@@ -11,15 +11,20 @@ from __future__ import annotations
 from dstbench.contracts.components import Register
 from dstbench.hookspecs import hookimpl
 from dstbench.models.convnets import lenet5, small_conv, vgg16
-from dstbench.models.mlp import mlp, mlp_cifar, mlp_higgs
-from dstbench.models.resnet_cifar import resnet20, resnet32, resnet56
+from dstbench.models.mlp import check_mlp, check_mlp_higgs, mlp, mlp_cifar, mlp_higgs
+from dstbench.models.resnet_cifar import check_resnet, resnet20, resnet32, resnet56
 from dstbench.models.torchvision_models import efficientnet_b0, resnet50
 
 
 @hookimpl
 def dstbench_register_models(register: Register) -> None:
     """Register the built-in models."""
-    register("mlp", mlp, description="MLP over the flattened input, hidden widths (256, 128)")
+    register(
+        "mlp",
+        mlp,
+        description="MLP over the flattened input, hidden widths (256, 128)",
+        check=check_mlp,
+    )
     register(
         "mlp_cifar",
         mlp_cifar,
@@ -39,6 +44,7 @@ def dstbench_register_models(register: Register) -> None:
             description=f"CIFAR ResNet-{depth}: widths 16/32/64 (x width/16), BatchNorm, "
             "1x1 conv shortcuts, Kaiming-normal init"
             + (" (851,504 sparse weights on CIFAR-10)" if depth == 56 else ""),
+            check=check_resnet,
         )
     register(
         "vgg16",
@@ -57,6 +63,7 @@ def dstbench_register_models(register: Register) -> None:
         mlp_higgs,
         description="paper's Higgs MLP: features-256-256-1 logit for binary data (BCE on "
         "logits); 71,936 sparse weights with 24 features",
+        check=check_mlp_higgs,
     )
     register(
         "efficientnet_b0",

@@ -63,7 +63,7 @@ KINDS: tuple[ComponentKind, ...] = (
     ),
     ComponentKind("schedule", "schedules", ("step", "total_steps", "initial"), (), ("schedule",)),
     ComponentKind("distribution", "distributions", ("shapes", "density"), (), ("distribution",)),
-    ComponentKind("model", "models", ("input_shape", "num_classes"), (), ("model",)),
+    ComponentKind("model", "models", ("input_shape", "num_classes"), ("check",), ("model",)),
     ComponentKind("dataset", "datasets", ("ctx",), ("defaults",), ("dataset",)),
     ComponentKind("engine", "engines", (), ()),
     ComponentKind("executor", "executors", (), ()),
@@ -170,6 +170,16 @@ class GrowthInfo(ComponentInfo):
             "selects": self.selects,
             "exact": self.exact,
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelInfo(ComponentInfo):
+    """A registered model factory."""
+
+    #: ``check(**params)`` raises :class:`~dstbench.errors.DstbenchError` for parameters no
+    #: dataset could make work (a zero width, an absurd size); called when a spec is built,
+    #: before anything runs. None: the factory checks at build time only.
+    check: Callable[..., object] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -343,6 +353,7 @@ def _info_class(kind: str) -> type[ComponentInfo]:
         "criterion": CriterionInfo,
         "growth": GrowthInfo,
         "dataset": DatasetInfo,
+        "model": ModelInfo,
         "analysis": AnalysisInfo,
     }
     return classes.get(kind, ComponentInfo)

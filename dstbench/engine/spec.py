@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dstbench.contracts.spec import RunSpec
-from dstbench.errors import SpecError, choices_text, did_you_mean
+from dstbench.contracts.spec import ComponentRef, RunSpec
+from dstbench.errors import DstbenchError, SpecError, choices_text, did_you_mean
 from dstbench.registry import Registry
 from dstbench.resolve import parse_component, resolve_component
 
@@ -281,6 +281,20 @@ def check_keys(
             raise SpecError(msg)
 
 
+def check_model(model: ComponentRef) -> None:
+    """Refuse model parameters no dataset could make work (the model's registered ``check``).
+
+    :raises SpecError: with key ``model``.
+    """
+    check = getattr(model.info, "check", None)
+    if check is None:
+        return
+    try:
+        check(**model.params)
+    except DstbenchError as exc:
+        raise SpecError(str(exc), key="model") from None
+
+
 def build_spec(raw: Mapping[str, Any], registry: Registry) -> RunSpec:
     """Validate ``raw`` and build the run's :class:`RunSpec` (every key, components resolved
     against ``registry`` and carried in the spec). The one place where specs are made.
@@ -295,6 +309,8 @@ def build_spec(raw: Mapping[str, Any], registry: Registry) -> RunSpec:
             msg = f"required; registered: {choices_text(registry.table(key))}"
             raise SpecError(msg, key=key)
     dataset = resolve_component(raw["dataset"], "dataset", registry, key="dataset")
+    model = resolve_component(raw["model"], "model", registry, key="model")
+    check_model(model)
     dataset_defaults = getattr(dataset.info, "defaults", {})
     method = _check_scalar("method", FIELDS["method"], raw.get("method", "dst"))
     unused = _UNUSED[method]
@@ -308,6 +324,8 @@ def build_spec(raw: Mapping[str, Any], registry: Registry) -> RunSpec:
             value = dataset_defaults.get(key, field.default)
         if key == "dataset":
             values[key] = dataset
+        elif key == "model":
+            values[key] = model
         elif field.type.startswith("component:"):
             kind = field.type.split(":", 1)[1]
             values[key] = resolve_component(value, kind, registry, key=key)

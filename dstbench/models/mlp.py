@@ -41,6 +41,19 @@ def mlp(input_shape: Sequence[int], num_classes: int, hidden: tuple[int, ...] = 
     return MLP(_in_features("mlp", input_shape), hidden, class_count("mlp", num_classes))
 
 
+def check_mlp(hidden: Sequence[int] = (256, 128)) -> None:
+    """The widths of :func:`mlp` (without a dataset): integers in [1, MAX_WIDTH]."""
+    if not isinstance(hidden, (list, tuple)):
+        raise InputShapeError(f"model 'mlp': hidden must be a list of widths, got {hidden!r}")
+    for h in hidden:
+        check_width("mlp", "hidden", h)
+
+
+def check_mlp_higgs(hidden: int = 256) -> None:
+    """The width of :func:`mlp_higgs` (without a dataset)."""
+    check_width("mlp_higgs", "hidden", hidden)
+
+
 def mlp_cifar(input_shape: Sequence[int], num_classes: int) -> MLP:
     """The paper's CIFAR-10 MLP: flattened input, 1024 and 512 ReLU units, linear classifier.
 

@@ -81,6 +81,11 @@ def cifar_resnet(
     return CifarResNet((depth - 2) // 6, width, c, class_count(name, num_classes))
 
 
+def check_resnet(width: int = 16) -> None:
+    """The width of the CIFAR ResNets (without a dataset)."""
+    check_width("resnet", "width", width)
+
+
 def resnet20(input_shape: Sequence[int], num_classes: int, width: int = 16) -> CifarResNet:
     """ResNet-20 for CIFAR (3 blocks per stage, widths 16/32/64 by default)."""
     return cifar_resnet(input_shape, num_classes, depth=20, width=width)
