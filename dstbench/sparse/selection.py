@@ -92,22 +92,23 @@ def _region(
     """The scores of a set of candidates that contains every candidate scoring at least as
     well as the n-th best (``0 < n < available``), in no particular order.
 
-    Few candidates (pruning at low density): all of them. Many (growth at low density): those
-    at least as good as a bound read off a strided sample of the layer, a few standard
-    deviations past the sample's estimate of the n-th best score, so that the region is little
-    larger than ``n``. The bound only decides how much work follows, never the result: when the
-    region turns out to miss the n-th best (fewer than n candidates reach the bound), every
-    candidate is taken instead.
+    Usually the candidates at least as good as a bound read off a strided sample of the layer,
+    a few standard deviations past the sample's estimate of the n-th best score, so that the
+    region is little larger than ``n`` (growth at low density: ~n of millions of candidates;
+    pruning: ~n of a few times n). All candidates when they are few, or when ``n`` is most of
+    them. The bound only decides how much work follows, never the result: when the region
+    turns out to miss the n-th best (fewer than n candidates reach the bound), every candidate
+    is taken instead.
     """
     numel = flat.numel()
-    if 2 * available <= numel or available <= 4 * _SAMPLE:
+    if available <= 4 * _SAMPLE:
         return _gather(flat, flat_candidates)
     stride = _stride(numel)
     sample = flat[::stride].masked_select(flat_candidates[::stride])
     size = sample.numel()
     expected = n * size / available  # rank of the n-th best within the sample
     rank = math.ceil(expected + 4 * math.sqrt(expected) + 16)
-    if rank >= size:
+    if 2 * rank > size:  # the region would hold most candidates: not worth a pass to bound it
         return _gather(flat, flat_candidates)
     bound = torch.kthvalue(sample, size - rank if largest else rank + 1).values
     inside = (flat >= bound if largest else flat <= bound) & flat_candidates
