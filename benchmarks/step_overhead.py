@@ -19,7 +19,7 @@ counted. Each run has data of its own, so no run finds its batch in the cache.
     python benchmarks/step_overhead.py --models resnet20 --periods 400 100
 
 Printed per mode: the median iteration (``ms/step``); the DST/dense ratio, robust to bursts of
-load (the median per-turn ratio plus the update iterations' excess spread over all iterations)
+load (the median per-turn ratio plus the median update iteration's excess, amortized)
 and ``(raw)``, total over total; ``step ms``, the median time from the end of backward to the
 next forward (optimizer step, zeroing the gradients, loss bookkeeping), whose DST - dense
 difference is what the masked optimizer step costs over the plain one; and one topology
@@ -230,7 +230,7 @@ class Result:
     updates: int
     #: The engine's own timing of one update (``timings.update_seconds`` / updates).
     update_ms: float | None
-    #: Mean excess of an update iteration over the median ordinary one.
+    #: Median excess of an update iteration over the median ordinary one.
     update_excess_ms: float | None
 
 
@@ -306,8 +306,9 @@ def _summarize(times: RunTimes, dense: RunTimes, record: dict, updates: int) -> 
 
     The ratio is robust to the bursts of load a shared machine produces (a burst lands on one
     run of a turn, not all): the median, over the turns without an update, of the run's
-    iteration time over the dense run's in the same turn, plus the update iterations' excess
-    over an ordinary iteration, spread over all iterations and scaled by the dense median.
+    iteration time over the dense run's in the same turn, plus the median update iteration's
+    excess over an ordinary iteration, times the number of updates, spread over all iterations
+    and scaled by the dense median.
     """
     update_at = {step - 1 for step in times.update_steps}  # iteration indices (0-based)
     ordinary = [t for i, t in enumerate(times.iterations) if i not in update_at]
@@ -318,7 +319,12 @@ def _summarize(times: RunTimes, dense: RunTimes, record: dict, updates: int) -> 
         if i not in update_at
     ]
     excess = [times.iterations[i] - typical for i in sorted(update_at)]
-    amortized = sum(excess) / len(times.iterations) / statistics.median(dense.iterations)
+    # The median update, not the mean: one update iteration hit by a burst would count as much
+    # as all the ordinary iterations' noise that the median ratio leaves out.
+    per_update = statistics.median(excess) if excess else 0.0
+    amortized = (
+        per_update * len(excess) / len(times.iterations) / statistics.median(dense.iterations)
+    )
     segments = [t for i, t in enumerate(times.segments) if i not in update_at]
     return Result(
         ms_per_step=typical * 1e3,
@@ -327,7 +333,7 @@ def _summarize(times: RunTimes, dense: RunTimes, record: dict, updates: int) -> 
         segment_ms=statistics.median(segments) * 1e3,
         updates=updates,
         update_ms=record["timings"]["update_seconds"] / updates * 1e3 if updates else None,
-        update_excess_ms=statistics.mean(excess) * 1e3 if excess else None,
+        update_excess_ms=per_update * 1e3 if excess else None,
     )
 
 
