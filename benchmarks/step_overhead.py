@@ -12,7 +12,10 @@ drifts of the machine's load hit every mode alike. Whole runs measured one after
 differ by several percent on a shared machine; in lockstep a ratio is good to about 1%. An
 iteration is timed from its forward to the next one (the optimizer step, any topology update and
 the engine's checks included) by a plugin's hooks; the time a run waits for its turn is not
-counted. Each run has data of its own, so no run finds its batch in the cache.
+counted. Each run has data of its own, so no run finds its batch in the cache, and all run on
+one CPU (``--cpu``), so none is stuck on a busier one. What lockstep cannot cancel is the
+variation between runs themselves (the same masked step can cost 0.5 ms more in one run than in
+another): ``--repeats`` trains several groups and prints medians over them, figure by figure.
 
     python benchmarks/step_overhead.py                      # mlp_cifar, about a minute and a half
     python benchmarks/step_overhead.py --repeats 3          # medians of three lockstep groups
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import os
 import statistics
 import threading
 import time
@@ -357,15 +361,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="lockstep groups per model")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=None,
+        help="pin the runs to this CPU (default: the first this process may use; -1: no pinning)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    pinned = _pin(args.cpu, args.threads)
     iterations = args.iterations or max(args.periods)
     modes = [Mode("dense", "dense", iterations)]
     modes += [Mode(f"DST ΔT={p}", "dst", p) for p in args.periods]
 
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}, "
-        f"{iterations} iterations per run, {args.repeats} lockstep group(s) per model"
+        f"{iterations} iterations per run, {args.repeats} lockstep group(s) per model, "
+        f"{f'pinned to CPU {pinned}' if pinned is not None else 'not pinned'}"
     )
     for model in args.models:
         groups = [run_group(model, modes, iterations, args.device) for _ in range(args.repeats)]
@@ -399,6 +411,21 @@ def main() -> None:
             "DST/dense training-time ratio (updates included): "
             + ", ".join(f"{m.label} {summary[m.label]['ratio']:.3f}" for m in modes[1:])
         )
+
+
+def _pin(cpu: int | None, threads: int) -> int | None:
+    """Pin this process (and the run threads it starts) to one CPU; the CPU, or None.
+
+    Only one run computes at a time, so one CPU is all they need. Unpinned, each run's thread
+    tends to stay on the CPU it last ran on, and on a shared machine one CPU can be busier
+    than another (or share its core with a busy hyperthread): a whole run would then be slower
+    than the others, which lockstep does not cancel.
+    """
+    if cpu == -1 or threads != 1 or not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = min(os.sched_getaffinity(0)) if cpu is None else cpu
+    os.sched_setaffinity(0, {cpu})
+    return cpu
 
 
 def _optional(value: float | None, width: int) -> str:
