@@ -42,3 +42,22 @@ def test_the_python_api_example_runs():
     exec(compile(block, "README API example", "exec"), namespace)
     assert namespace["record"]["status"] == "ok"
     assert int(namespace["mask"].sum()) == initial  # pruned 100, grew 100
+
+
+def test_the_run_example_prints_what_the_readme_shows(tmp_path, capsys):
+    """The sample output of `dstbench run` is the command's real output (timing aside)."""
+    from dstbench.cli import main
+
+    block = README.split("dstbench run --model mlp --dataset digits --criterion magnitude", 1)[1]
+    args_text, shown = block.split("\n# ", 1)
+    args = ["--model", "mlp", "--dataset", "digits", "--criterion", "magnitude"]
+    args += args_text.replace("\\\n", " ").split()
+    args[args.index("--output") + 1] = str(tmp_path / "run.json")
+    assert main(["run", *args]) == 0
+    printed = capsys.readouterr().out.strip()
+    shown = shown.splitlines()[0]
+
+    def without_time(line: str) -> str:
+        return re.sub(r"\| [0-9.]+s -> .*$", "", line)
+
+    assert without_time(printed) == without_time(shown)
