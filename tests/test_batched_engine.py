@@ -310,3 +310,58 @@ def test_local_executor_trains_groups(tmp_path):
         assert record["run_id"] == cell.run_id
         assert record["timings"]["group_size"] == 2
         assert record["execution"]["engine"] == "batched"
+
+
+@pytest.mark.slow
+def test_a_quick_suite_sized_study_gives_the_same_cell_means_within_seed_noise(tmp_path):
+    """All 159 runs of ``suites/quick.toml`` (at 10 epochs, to keep CI short) with each engine:
+    every cell's mean test accuracy over its 3 seeds agrees within the 95% Welch interval of
+    the seed spread (float reassociation is the only numerical difference)."""
+    import dataclasses
+    import io
+    import json
+    import statistics
+    from pathlib import Path
+
+    from scipy import stats
+
+    from dstbench.contracts.spec import spec_hash
+    from dstbench.suite import run_suite
+    from dstbench.suite.loader import load_suite
+    from dstbench.suite.store import RunStore
+
+    registry = dstbench.registry()
+    suite = load_suite(Path(__file__).parent.parent / "suites" / "quick.toml", registry)
+    cells = []
+    for cell in suite.cells:
+        spec = {**cell.spec, "epochs": 10}
+        cells.append(dataclasses.replace(cell, spec=spec, run_id=spec_hash(spec)))
+    suite.cells = cells
+    assert len(suite.cells) == 159
+    accuracy: dict[str, dict[str, list[float]]] = {}
+    for engine in ("single", "batched"):
+        out = tmp_path / engine
+        outcome = run_suite(
+            suite, output=out, workers=2, device="cpu", engine=engine, stream=io.StringIO()
+        )
+        assert outcome.counts() == {"ok": 159}, outcome.counts()
+        found = accuracy.setdefault(engine, {})
+        for _, record in RunStore(out).records():
+            assert record is not None
+            key = json.dumps({k: v for k, v in record["spec"].items() if k != "seed"})
+            found.setdefault(key, []).append(record["metrics"]["test_accuracy"])
+    single, batched = accuracy["single"], accuracy["batched"]
+    assert single.keys() == batched.keys() and len(single) == 53
+    worst, identical = 0.0, 0
+    for key, a in single.items():
+        b = batched[key]
+        assert len(a) == len(b) == 3
+        half = stats.t.ppf(0.975, 2) * math.sqrt(
+            statistics.variance(a) / 3 + statistics.variance(b) / 3
+        )
+        gap = abs(statistics.mean(a) - statistics.mean(b))
+        assert gap <= half + 1e-12, (key, a, b)
+        worst = max(worst, gap)
+        identical += a == b
+    print(f"cells: {len(single)}, identical seeds: {identical}, largest mean gap {worst:.4f}")
+    assert worst < 0.01  # under one point of accuracy in every cell
