@@ -133,6 +133,16 @@ def _long_suite(tmp_path: Path, epochs: int, seeds: str = "[0, 1]") -> str:
     return str(path)
 
 
+def _driver(args: list[str]) -> subprocess.Popen:
+    """``dstbench ARGS`` in the background, its output collected."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dstbench", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def _running_job(out: Path) -> tuple[str, str]:
     """(run id, array task id) of a run whose task SLURM says is running, once one is."""
     found: list[tuple[str, str]] = []
@@ -157,12 +167,7 @@ def test_scancel_of_a_task_fails_its_run_with_the_reason_and_a_rerun_resumes_it(
     suite = _long_suite(tmp_path, epochs=150)
     out = tmp_path / "out"
     args = ["suite", suite, "-o", str(out), "--executor", "slurm[poll=1]"]
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "dstbench", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    driver = _driver(args)
     run_id, job_id = _running_job(out)
     assert "_" in job_id  # scancel of an array task needs <array>_<task>
     subprocess.run(["scancel", job_id], check=True)
@@ -194,12 +199,7 @@ def test_scontrol_requeue_of_a_running_task_resumes_from_its_checkpoint(tmp_path
     suite = _long_suite(tmp_path, epochs=150, seeds="[0]")
     out = tmp_path / "out"
     args = ["suite", suite, "-o", str(out), "--executor", "slurm[poll=1]"]
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "dstbench", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    driver = _driver(args)
     run_id, job_id = _running_job(out)
     subprocess.run(["scontrol", "requeue", job_id], check=True)
     output, _ = driver.communicate(timeout=500)

@@ -202,11 +202,7 @@ class GroupTrainer:
                 train, batch, shuffle=True, generator=generator, transform=parts.train_transform
             )
             member.model = model
-            state.masker = build_masker(state.spec, model)
-            if state.masker is not None:
-                state.log.initial_masks = {
-                    layer.name: layer.mask.clone() for layer in state.masker.layers
-                }
+            state.set_masker(build_masker(state.spec, model))
             if state.dst is not None:
                 member.after_step = state.dst.update_after_step
                 member.period = state.spec.update_period or 0

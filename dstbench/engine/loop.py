@@ -28,7 +28,6 @@ from torch import nn
 
 from dstbench.contracts.run import EpochStats, RunContext
 from dstbench.contracts.spec import RunSpec
-from dstbench.engine import checkpoint as checkpoints
 from dstbench.engine import resume
 from dstbench.engine.data import Batches, TensorBatches
 from dstbench.engine.interrupt import RunInterrupted, stop_requested
@@ -38,6 +37,7 @@ from dstbench.engine.setup import DSTComponents, Setup, lr_milestones
 from dstbench.errors import DstbenchError
 from dstbench.plugins import LoadedPlugins
 from dstbench.sparse.masker import Masker, MomentumLookup, update_violations
+from dstbench.sparse.movement import snapshot
 from dstbench.sparse.overlap import overlap, pruned_sets
 
 #: ``progress(info)`` after every epoch: ``{"epoch", "epochs", "train_loss", "val_accuracy"}``.
@@ -162,15 +162,21 @@ class RunState:
     def __init__(self, spec: RunSpec, plugins: LoadedPlugins, masker: Masker | None) -> None:
         self.spec = spec
         self.plugins = plugins
-        self.masker = masker
         self.dst = DSTComponents.of(spec)
         self.log = RunLog()
         self.step = 0
         self.total_steps = 0
         #: ζ of the latest topology update.
         self.prune_fraction: float | None = None
+        self.masker: Masker | None = None
+        self.set_masker(masker)
+
+    def set_masker(self, masker: Masker | None) -> None:
+        """Give the run its masks (the batched engine builds them after the state), keeping
+        a copy of the initial ones for the record's mask movement."""
+        self.masker = masker
         if masker is not None:
-            self.log.initial_masks = {layer.name: layer.mask.clone() for layer in masker.layers}
+            self.log.initial_masks = snapshot({layer.name: layer.mask for layer in masker.layers})
 
     def due(self) -> float | None:
         """ζ when a topology update is due at the current step, else None."""
@@ -268,7 +274,8 @@ class SingleRun:
         self.checkpoint = checkpoint
         #: Epochs between checkpoints: 0 never, None by time (:data:`CHECKPOINT_SECONDS`).
         self.checkpoint_every = checkpoint_every
-        self._last_checkpoint = time.monotonic()
+        #: When the last checkpoint was written (monotonic clock).
+        self.last_checkpoint = time.monotonic()
         #: The data generator's state at the start of the current epoch.
         self.epoch_start: torch.Tensor | None = None
         self.data_generator = _data_generator(setup.train)
@@ -339,7 +346,7 @@ class SingleRun:
         )
         state.total_steps = spec.epochs * len(setup.train)
         totals = Accumulator.on(self.device)
-        resumed = self.resume(totals)
+        resumed = resume.resume(self, totals)
         first, skip = (resumed.epoch + 1, resumed.batches_done) if resumed else (1, 0)
         earlier = state.log.timings.get("train_seconds", 0.0) + state.log.timings["eval_seconds"]
         train_started = time.perf_counter() - earlier
@@ -360,7 +367,7 @@ class SingleRun:
                 if epoch < spec.epochs and self._checkpoint_due(epoch):
                     # the next epoch's data order starts from the generator's state now
                     next_epoch = self.data_generator.get_state() if self.data_generator else None
-                    self.save(epoch, 0, totals, next_epoch)
+                    resume.save(self, epoch, 0, totals, next_epoch)
             if state.masker is not None:
                 state.check_invariants()
             state.log.status = "ok"
@@ -380,33 +387,15 @@ class SingleRun:
         if self.checkpoint is None or self.checkpoint_every == 0:
             return False
         if self.checkpoint_every is None:
-            return time.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS
+            return time.monotonic() - self.last_checkpoint >= CHECKPOINT_SECONDS
         return epoch % self.checkpoint_every == 0
 
     def stop(self, epochs_done: int, batches_done: int, totals: Accumulator) -> NoReturn:
         """Checkpoint where the run stands (if it can) and raise :class:`RunInterrupted`."""
         if self.checkpoint is not None:
-            self.save(epochs_done, batches_done, totals, self.epoch_start)
+            resume.save(self, epochs_done, batches_done, totals, self.epoch_start)
         path = str(self.checkpoint) if self.checkpoint is not None else None
         raise RunInterrupted(epochs_done, self.state.step, path)
-
-    def save(
-        self,
-        epochs_done: int,
-        batches_done: int,
-        totals: Accumulator,
-        data_state: torch.Tensor | None,
-    ) -> None:
-        """Write the checkpoint: ``epochs_done`` epochs and ``batches_done`` batches of the
-        next one are trained; ``data_state`` is the data generator's state at the start of
-        that next epoch."""
-        resume.save(self, epochs_done, batches_done, totals, data_state)
-        self._last_checkpoint = time.monotonic()
-
-    def resume(self, totals: Accumulator) -> checkpoints.Resumed | None:
-        """Restore the run from its checkpoint, if it has a usable one (a bad one is discarded
-        with a warning in the record)."""
-        return resume.resume(self, totals)
 
     def end_epoch(
         self, epoch: int, train_loss: float, train_accuracy: float, started: float

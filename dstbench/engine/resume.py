@@ -3,6 +3,7 @@ for what a checkpoint holds and why it is exact)."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -57,6 +58,7 @@ def save(
         "resumes": run.resumes,
     }
     checkpoints.write(run.checkpoint, state.spec.run_id, payload)
+    run.last_checkpoint = time.monotonic()
 
 
 def resume(run: SingleRun, totals: Accumulator) -> checkpoints.Resumed | None:
