@@ -35,6 +35,7 @@ from dstbench.contracts.execution import ExecutionOptions, Job, RunRequest
 from dstbench.contracts.record import RunRecord
 from dstbench.contracts.run import EpochStats, RunContext
 from dstbench.contracts.spec import RunSpec
+from dstbench.engine.allocator import keep_freed_memory
 from dstbench.engine.data import TensorBatches, make_batches
 from dstbench.engine.interrupt import RunInterrupted, stop_requested
 from dstbench.engine.loop import Best, RunState, RunStopped, evaluate_model, final_test_metrics
@@ -291,6 +292,11 @@ class GroupTrainer:
             for k, member, fraction in due:
                 if not member.after_step and not member.stopped:
                     self._guarded(member, functools.partial(self._topology, k, member, fraction))
+                    # The step below zeroes inactive weights (it multiplies by the mask), so a
+                    # stray one left by the update must be caught before it, as the single
+                    # engine's step (which leaves it) lets its check after the step catch it.
+                    if not member.stopped:
+                        self._guarded(member, member.state.check_invariants)
         self.optimizer.step()
         for k, member, fraction in due:
             if member.after_step and not member.stopped:
@@ -560,6 +566,7 @@ def train_group(
             "or training hyperparameters)"
         )
     dirs = list(artifact_dirs or [None] * len(specs))
+    keep_freed_memory()  # a stacked step's tensors are large: reuse their pages
     fallback = _Fallback(specs, plugins, device, data_root, download, dirs, progress, stream)
     try:
         data = load_data(specs[0], device, data_root, download)
