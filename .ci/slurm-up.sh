@@ -10,6 +10,8 @@
 # folder (default: a fresh mktemp -d); DSTBENCH_SLURM_ACCOUNTING=0 starts it without slurmdbd
 # (then sacct has nothing to say and dstbench must cope from squeue alone).
 set -euo pipefail
+# The daemons live in sbin, which a non-login shell's PATH may lack.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 dir=${DSTBENCH_SLURM_DIR:-$(mktemp -d -t dstbench-slurm.XXXXXX)}
 accounting=${DSTBENCH_SLURM_ACCOUNTING:-1}
