@@ -9,6 +9,7 @@ on a run's own tensors, and whatever they change in place is what the stacked st
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -202,14 +203,15 @@ class StackedSGD:
         params = [runs.params[name] for name in names]
         grads = [p.grad for p in params]
         bufs: list[torch.Tensor | None] = [self.buffers.get(name) for name in names]
+        starting = [name for name, buf in zip(names, bufs, strict=True) if buf is None]
         # The fused kernel starts all buffers at once or none; a parameter whose first
         # gradient came late takes the foreach path, which starts its buffer alone (b = d).
-        partial = any(b is None for b in bufs) and not all(b is None for b in bufs)
+        partial = 0 < len(starting) < len(names)
         self._sgd(params, grads, bufs, fused=self.fused and not partial)  # type: ignore[arg-type]
-        if self.momentum != 0:
-            for name, buf in zip(names, bufs, strict=True):
-                assert buf is not None
-                self.buffers[name] = buf
+        if self.momentum != 0 and starting:  # torch filled the None entries of ``bufs``
+            self.buffers.update(
+                (name, buf) for name, buf in zip(names, bufs, strict=True) if buf is not None
+            )
         masked = [name for name in names if name in runs.float_masks]
         if masked:
             torch._foreach_mul_(
@@ -224,31 +226,8 @@ class StackedSGD:
         fused: bool,
     ) -> None:
         """torch's functional SGD over the stacked tensors; fills ``bufs`` on the first step."""
-        if fused:
-            try:
-                self._torch_sgd(params, grads, bufs, fused=True)
-                return
-            except RuntimeError:  # no fused kernel for this device or dtype
-                self.fused = False
-        if self.nesterov and self.weight_decay == 0:
-            # The foreach path adds μ·b into the gradients it is given in that case, and the
-            # criteria read the gradients after the step (paper order): give it copies.
-            grads = list(torch._foreach_mul(grads, 1.0))
-        self._torch_sgd(params, grads, bufs, fused=False)
-
-    def _torch_sgd(
-        self,
-        params: list[torch.Tensor],
-        grads: list[torch.Tensor],
-        bufs: list[torch.Tensor | None],
-        fused: bool,
-    ) -> None:
-        sgd(
-            params,
-            grads,
-            bufs,
-            fused=fused,
-            foreach=not fused,
+        sgd_step = functools.partial(
+            sgd,
             weight_decay=self.weight_decay,
             momentum=self.momentum,
             lr=self.lr,
@@ -256,3 +235,14 @@ class StackedSGD:
             nesterov=self.nesterov,
             maximize=False,
         )
+        if fused:
+            try:
+                sgd_step(params, grads, bufs, fused=True)
+                return
+            except RuntimeError:  # no fused kernel for this device or dtype
+                self.fused = False
+        if self.nesterov and self.weight_decay == 0:
+            # The foreach path adds μ·b into the gradients it is given in that case, and the
+            # criteria read the gradients after the step (paper order): give it copies.
+            grads = list(torch._foreach_mul(grads, 1.0))
+        sgd_step(params, grads, bufs, foreach=True)
