@@ -39,7 +39,8 @@ def dstbench_register_criteria(register: Register) -> None:
 
     Called once, when the registry is built. Call
     ``register(name, fn, *, needs_grad=False, needs_momentum=False, description="",
-    selects=False, exact=True, paper_order=None, params=None)`` once per criterion.
+    selects=False, exact=True, paper_order=None, elementwise=False, params=None)`` once per
+    criterion.
 
     *Score form* (the default): ``fn(ctx, **params)`` returns a tensor of ``ctx.weight``'s
     shape. **Higher score = keep**: the harness prunes the ``n`` lowest-scoring *active*
@@ -64,6 +65,12 @@ def dstbench_register_criteria(register: Register) -> None:
     is used only with ``update_order = "paper"``; it defaults to ``"after"`` for criteria that
     need the gradient and ``"before"`` otherwise, as in the paper's code.
 
+    ``elementwise=True`` promises that a weight's score depends only on its own weight,
+    gradient and momentum (selection form: that the choice depends only on the active
+    weights' values, not on their positions or the layer's shape). The ``sparse`` engine then
+    calls ``fn`` on the active weights alone, as 1-D tensors with an all-true mask, so that a
+    layer far too large to hold densely can still be pruned; other criteria see dense tensors.
+
     :param register: the registration callable described above.
     """
 
@@ -74,7 +81,7 @@ def dstbench_register_growth(register: Register) -> None:
 
     Called once, when the registry is built. Call
     ``register(name, fn, *, needs_grad=False, needs_momentum=False, description="",
-    selects=False, exact=True, params=None)``.
+    selects=False, exact=True, elementwise=False, params=None)``.
 
     *Score form*: ``fn(ctx, **params)`` returns a tensor of the weight's shape. **Higher score
     = grow**: the harness activates the ``n`` highest-scoring *inactive* positions (ties at
@@ -85,6 +92,11 @@ def dstbench_register_growth(register: Register) -> None:
 
     ``ctx`` is a :class:`dstbench.GrowthContext` (``weight``, ``grad``, ``mask`` after
     pruning, ``layer``, ``step``, ``momentum``, ``generator``).
+
+    ``elementwise=True`` promises that a position's score depends only on its own weight,
+    gradient and momentum. Such a method that needs neither gradient nor momentum scores every
+    inactive position alike, so it grows uniformly at random, and the ``sparse`` engine draws
+    its positions without building a dense tensor of the layer's size.
 
     :param register: the registration callable described above.
     """

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "datasets": 3,
     "engine": 3,
     "batched": 4,
+    "sparsetrain": 4,
     "labels": 5,
     "preflight": 5,
     "suite": 5,

@@ -110,11 +110,14 @@ def set_paper(ctx: CriterionContext, n: int) -> torch.Tensor:
 @hookimpl
 def dstbench_register_criteria(register: Register) -> None:
     """Register the paper's criteria."""
-    register("magnitude", magnitude)
+    # Every criterion here scores a weight from its own weight and gradient: the sparse
+    # engine may call them on the active weights alone (elementwise=True).
+    register("magnitude", magnitude, elementwise=True)
     register(
         "set",
         set_criterion,
         selects=True,
+        elementwise=True,
         description="SET: the n/2 smallest positive and n/2 negative weights closest to zero",
     )
     register(
@@ -125,8 +128,8 @@ def dstbench_register_criteria(register: Register) -> None:
         description="SET as the paper's code runs it: keeps only the k-1 most negative weights "
         "(k = ceil(n/2)), so ~half a layer is pruned whatever ζ; inexact count",
     )
-    register("mest", mest, needs_grad=True)
-    register("snip", snip, needs_grad=True)
-    register("rsensitivity", rsensitivity, needs_grad=True)
-    register("sensitivity", sensitivity, needs_grad=True)
-    register("random", random)
+    register("mest", mest, needs_grad=True, elementwise=True)
+    register("snip", snip, needs_grad=True, elementwise=True)
+    register("rsensitivity", rsensitivity, needs_grad=True, elementwise=True)
+    register("sensitivity", sensitivity, needs_grad=True, elementwise=True)
+    register("random", random, elementwise=True)

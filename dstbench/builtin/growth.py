@@ -47,8 +47,8 @@ def random_bernoulli_growth(ctx: GrowthContext, n: int) -> torch.Tensor:
 @hookimpl
 def dstbench_register_growth(register: Register) -> None:
     """Register the growth methods."""
-    register("random", random_growth)
-    register("gradient", gradient_growth, needs_grad=True)
+    register("random", random_growth, elementwise=True)
+    register("gradient", gradient_growth, needs_grad=True, elementwise=True)
     register("momentum", momentum_growth, needs_grad=True, needs_momentum=True)
     register(
         "random_bernoulli",

@@ -66,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     io.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     io.add_argument(
+        "--engine",
+        default="single",
+        help="training engine (see `dstbench plugins`): single (masked dense tensors) or "
+        "sparse (Linear layers hold only their active weights: time falls with density); "
+        "default: single",
+    )
+    io.add_argument(
         "--data-root",
         default=None,
         help="data directory (default: $DSTBENCH_DATA or ~/.cache/dstbench/data)",
@@ -114,7 +121,11 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.output)
         check_writable_dir(Path(args.output).parent)
     record = execute(
-        spec_from_args(args), device=args.device, data_root=args.data_root, download=args.download
+        spec_from_args(args),
+        device=args.device,
+        data_root=args.data_root,
+        download=args.download,
+        engine=args.engine,
     )
     if args.output:
         write_json_atomic(args.output, record)

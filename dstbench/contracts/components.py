@@ -51,14 +51,14 @@ KINDS: tuple[ComponentKind, ...] = (
         "criterion",
         "criteria",
         ("ctx",),
-        ("needs_grad", "needs_momentum", "selects", "paper_order", "exact"),
+        ("needs_grad", "needs_momentum", "selects", "paper_order", "exact", "elementwise"),
         ("criterion", "compare_criteria"),
     ),
     ComponentKind(
         "growth",
         "growth",
         ("ctx",),
-        ("needs_grad", "needs_momentum", "selects", "exact"),
+        ("needs_grad", "needs_momentum", "selects", "exact", "elementwise"),
         ("growth",),
     ),
     ComponentKind("schedule", "schedules", ("step", "total_steps", "initial"), (), ("schedule",)),
@@ -142,6 +142,11 @@ class CriterionInfo(ComponentInfo):
     #: False when the selection form may prune a count other than the requested ``n`` (the
     #: paper code's SET); growth then regrows the number actually pruned.
     exact: bool = True
+    #: True when a position's score (selection form: whether it is chosen) depends only on
+    #: that position's weight, gradient and momentum and on the other candidates' scores, not
+    #: on the layer's shape or on inactive positions: the ``sparse`` engine may then call the
+    #: criterion on the active values alone, without a dense tensor of the layer's size.
+    elementwise: bool = False
 
     def _extra_metadata(self) -> dict[str, Any]:
         return {
@@ -150,6 +155,7 @@ class CriterionInfo(ComponentInfo):
             "selects": self.selects,
             "paper_order": self.paper_order,
             "exact": self.exact,
+            "elementwise": self.elementwise,
         }
 
 
@@ -162,6 +168,12 @@ class GrowthInfo(ComponentInfo):
     selects: bool = False
     #: False when the method grows the requested count only in expectation.
     exact: bool = True
+    #: True when a position's score depends only on that position's own weight, gradient and
+    #: momentum. A score-form method that is elementwise and needs neither the gradient nor
+    #: the momentum scores every inactive position alike (their weights are all zero), so it
+    #: grows uniformly at random: the ``sparse`` engine then draws the positions without a
+    #: dense tensor of the layer's size.
+    elementwise: bool = False
 
     def _extra_metadata(self) -> dict[str, Any]:
         return {
@@ -169,6 +181,7 @@ class GrowthInfo(ComponentInfo):
             "needs_momentum": self.needs_momentum,
             "selects": self.selects,
             "exact": self.exact,
+            "elementwise": self.elementwise,
         }
 
 

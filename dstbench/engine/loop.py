@@ -176,7 +176,7 @@ class RunState:
         a copy of the initial ones for the record's mask movement."""
         self.masker = masker
         if masker is not None:
-            self.log.initial_masks = snapshot({layer.name: layer.mask for layer in masker.layers})
+            self.log.initial_masks = snapshot(masker.topology())
 
     def due(self) -> float | None:
         """ζ when a topology update is due at the current step, else None."""

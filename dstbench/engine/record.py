@@ -145,8 +145,7 @@ def assemble_record(
     if log.overlaps:
         extra["analysis"] = {"overlap": log.overlaps}
     if masker is not None and log.initial_masks is not None:
-        final = {layer.name: layer.mask for layer in masker.layers}
-        extra["mask_movement"] = mask_movement(log.initial_masks, final)
+        extra["mask_movement"] = mask_movement(log.initial_masks, masker.topology())
     if trained and num_classes is not None:
         reached = [c.get(k) for c in log.curve for k in ("train_accuracy", "val_accuracy")]
         reached.append(metrics.get("test_accuracy"))

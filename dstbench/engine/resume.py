@@ -38,7 +38,7 @@ def save(
         "prune_fraction": state.prune_fraction,
         "model": run.setup.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
-        "masks": {layer.name: layer.mask for layer in masker.layers} if masker else {},
+        "masks": masker.topology() if masker else {},
         "topology_generator": masker.generator.get_state() if masker else None,
         "data_generator": data_state,
         "rng": checkpoints.global_rng_state(),
@@ -88,9 +88,7 @@ def _restore(run: SingleRun, data: dict[str, Any], totals: Accumulator) -> None:
     run.setup.model.load_state_dict(data["model"])
     run.optimizer.load_state_dict(data["optimizer"])
     if masker is not None:
-        for layer in masker.layers:
-            layer.mask.copy_(data["masks"][layer.name])
-            layer.float_mask.copy_(layer.mask)
+        masker.restore_topology(data["masks"])
         masker.generator.set_state(data["topology_generator"])
     if run.data_generator is not None and data["data_generator"] is not None:
         run.data_generator.set_state(data["data_generator"])

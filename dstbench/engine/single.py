@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch import nn
 
 from dstbench.contracts.execution import ExecutionOptions, Job, RunRequest
 from dstbench.contracts.record import RunRecord
@@ -32,8 +33,16 @@ from dstbench.engine.resume import CheckpointMismatch
 from dstbench.engine.setup import Setup, build_masker, build_optimizer, build_setup, resolve_device
 from dstbench.engine.spec import build_spec
 from dstbench.plugins import LoadedPlugins, get_plugins
+from dstbench.resolve import lookup
+from dstbench.sparse.masker import Masker
 
 ENGINE_NAME = "single"
+
+#: ``layout(spec, model, masker, plugins) -> (masker, notes)``: how an engine lays out a
+#: run's sparse layers after the model and masks are built and before the optimizer is
+#: (the sparse engine swaps Linear layers for value-and-position ones); ``notes`` go into the
+#: record's ``extra``.
+Layout = Callable[[RunSpec, nn.Module, Masker | None, LoadedPlugins], tuple[Any, dict[str, Any]]]
 
 
 def train_run(
@@ -49,12 +58,14 @@ def train_run(
     checkpoint: Path | None = None,
     checkpoint_every: int | None = None,
     discarded: str | None = None,
+    layout: Layout | None = None,
 ) -> RunRecord:
     """Train ``spec`` (built by :func:`build_spec`) and return its record.
 
     :param checkpoint: where the run keeps its in-run checkpoint (None: none); a run that
         finds one there resumes from it.
     :param checkpoint_every: epochs between checkpoints (0 never; None: by time).
+    :param layout: how the engine lays out the sparse layers (None: masked dense tensors).
     :raises RunInterrupted: when the process is asked to stop (the run has checkpointed).
     """
     started = time.perf_counter()
@@ -65,8 +76,13 @@ def train_run(
     log = None
     try:
         setup = build_setup(spec, device, data_root, download)
-        state = RunState(spec, plugins, build_masker(spec, setup.model))
+        masker: Any = build_masker(spec, setup.model)
+        notes: dict[str, Any] = {}
+        if layout is not None:
+            masker, notes = layout(spec, setup.model, masker, plugins)
+        state = RunState(spec, plugins, masker)
         log = state.log
+        log.extra.update(notes)
         run = RunContext(
             spec=spec,
             run_id=spec.run_id,
@@ -76,6 +92,8 @@ def train_run(
             artifact_dir=artifact_dir,
         )
         optimizer = build_optimizer(spec, setup.model, state.masker)
+        if hasattr(masker, "bind"):  # masks that move optimizer state themselves
+            masker.bind(optimizer)
         trainer = SingleRun(
             state, setup, optimizer, run, device, progress, checkpoint, checkpoint_every
         )
@@ -102,6 +120,7 @@ def train_run(
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
             discarded=f"does not fit the run ({exc})",
+            layout=layout,
         )
     except Exception as exc:  # any failure is recorded; the caller decides what to do next
         if log is None:
@@ -140,6 +159,7 @@ def execute(
     download: bool = False,
     artifact_dir: Path | None = None,
     progress: Progress | None = None,
+    engine: str = ENGINE_NAME,
 ) -> dict[str, Any]:
     """Train one run and return its result record's JSON form (never raises for a failing run).
 
@@ -149,12 +169,15 @@ def execute(
     :param download: allow datasets to download missing files.
     :param artifact_dir: a directory observers may write into.
     :param progress: called after every epoch with ``{"epoch", "epochs", ...}``.
-    :raises SpecError: when the spec is invalid (before anything runs).
+    :param engine: the registered engine that trains it (``single``, ``sparse``, ...).
+    :raises SpecError: when the spec is invalid, or the engine unknown (before anything runs).
     :returns: the record: ``status`` is ``ok``, ``failed`` (with ``error``), ``diverged`` or
         ``invalid`` (with ``reason``).
     """
     plugins = plugins or get_plugins()
     built = build_spec(spec, plugins.registry)
+    if engine != ENGINE_NAME:
+        return _execute_with(engine, built, plugins, device, data_root, download, artifact_dir)
     record = train_run(
         built,
         plugins=plugins,
@@ -165,6 +188,29 @@ def execute(
         progress=progress,
     )
     return record.to_json()
+
+
+def _execute_with(
+    engine: str,
+    spec: RunSpec,
+    plugins: LoadedPlugins,
+    device: str | torch.device | None,
+    data_root: str | Path | None,
+    download: bool,
+    artifact_dir: Path | None,
+) -> dict[str, Any]:
+    """One run trained by the registered engine ``engine`` (as a group of one)."""
+    trainer = lookup("engine", engine, plugins.registry, key="engine").fn()
+    options = ExecutionOptions(
+        workers=1,
+        device=str(resolve_device(device)),
+        data_root=str(data_root) if data_root is not None else None,
+        download=download,
+        engine=engine,
+    )
+    request = RunRequest(spec=spec, device=options.device, artifact_dir=artifact_dir)
+    (record,) = trainer.run([request], options, plugins)
+    return cast(RunRecord, record).to_json()
 
 
 def epoch_progress(request: RunRequest) -> Callable[[dict[str, Any]], None] | None:

@@ -154,6 +154,17 @@ class Masker:
             layer.name: int(torch.count_nonzero(layer.mask)) / layer.numel for layer in self.layers
         }
 
+    def topology(self) -> dict[str, torch.Tensor]:
+        """Each layer's active positions (its bool mask), for mask movement and checkpoints."""
+        return {layer.name: layer.mask for layer in self.layers}
+
+    @torch.no_grad()
+    def restore_topology(self, saved: Mapping[str, torch.Tensor]) -> None:
+        """Set the masks to ``saved`` (what :meth:`topology` returned)."""
+        for layer in self.layers:
+            layer.mask.copy_(saved[layer.name])
+            layer.float_mask.copy_(layer.mask)
+
     # --- the update ----------------------------------------------------------------------
 
     def context(
@@ -203,46 +214,74 @@ class Masker:
         """
         updates: list[LayerUpdate] = []
         for layer in self.layers:
-            active = layer.target
-            if active == 0 or active == layer.numel:
-                continue
-            n = min(math.ceil(prune_fraction * active), active)
-            if n == 0:
-                continue
-            momentum_buffer = momentum(layer.weight) if momentum is not None else None
-            ctx = self.context(layer, layer.mask, criterion, momentum_buffer, step)
-            pruned = prune_positions(criterion, criterion_params, ctx, n)
-            requested = n
-            if not criterion.exact:
-                n = int(torch.count_nonzero(pruned))
-            after_prune = layer.mask & ~pruned
-            grow_ctx = self.context(layer, after_prune, growth, momentum_buffer, step)
-            grown = grow_positions(growth, growth_params, grow_ctx, n)
-            new_mask = after_prune | grown
-            if reset_momentum and momentum_buffer is not None:
-                momentum_buffer.masked_fill_(grown & ~layer.mask, 0.0)
-            layer.mask.copy_(new_mask)
-            # Through a uint8 view: the same 0/1 values, but torch's CPU bool -> float copy is
-            # several times slower than its uint8 -> float one.
-            layer.float_mask.copy_(new_mask.view(torch.uint8))
-            # Removed weights become zero; new ones already are (inactive weights are zero).
-            layer.weight.mul_(layer.float_mask)
-            n_grown = int(torch.count_nonzero(grown))
-            if not growth.exact:
-                layer.target = active - n + n_grown
-            updates.append(
-                LayerUpdate(
-                    name=layer.name,
-                    pruned=pruned,
-                    grown=grown,
-                    n_pruned=n,
-                    n_grown=n_grown,
-                    n_regrown=int(torch.count_nonzero(pruned & grown)),
-                    active=layer.target,
-                    n_requested=requested,
-                )
+            update = self.update_layer(
+                layer,
+                step=step,
+                prune_fraction=prune_fraction,
+                criterion=criterion,
+                criterion_params=criterion_params,
+                growth=growth,
+                growth_params=growth_params,
+                momentum=momentum,
+                reset_momentum=reset_momentum,
             )
+            if update is not None:
+                updates.append(update)
         return TopologyUpdate(step=step, prune_fraction=prune_fraction, layers=updates)
+
+    @torch.no_grad()
+    def update_layer(
+        self,
+        layer: SparseLayer,
+        *,
+        step: int,
+        prune_fraction: float,
+        criterion: CriterionInfo,
+        criterion_params: Mapping[str, Any],
+        growth: GrowthInfo,
+        growth_params: Mapping[str, Any],
+        momentum: MomentumLookup | None = None,
+        reset_momentum: bool = True,
+    ) -> LayerUpdate | None:
+        """Prune and grow one layer (see :meth:`update`); None when its topology cannot change
+        or ζ prunes nothing."""
+        active = layer.target
+        if active == 0 or active == layer.numel:
+            return None
+        n = min(math.ceil(prune_fraction * active), active)
+        if n == 0:
+            return None
+        momentum_buffer = momentum(layer.weight) if momentum is not None else None
+        ctx = self.context(layer, layer.mask, criterion, momentum_buffer, step)
+        pruned = prune_positions(criterion, criterion_params, ctx, n)
+        requested = n
+        if not criterion.exact:
+            n = int(torch.count_nonzero(pruned))
+        after_prune = layer.mask & ~pruned
+        grow_ctx = self.context(layer, after_prune, growth, momentum_buffer, step)
+        grown = grow_positions(growth, growth_params, grow_ctx, n)
+        new_mask = after_prune | grown
+        if reset_momentum and momentum_buffer is not None:
+            momentum_buffer.masked_fill_(grown & ~layer.mask, 0.0)
+        layer.mask.copy_(new_mask)
+        # Through a uint8 view: the same 0/1 values, but torch's CPU bool -> float copy is
+        # several times slower than its uint8 -> float one.
+        layer.float_mask.copy_(new_mask.view(torch.uint8))
+        # Removed weights become zero; new ones already are (inactive weights are zero).
+        layer.weight.mul_(layer.float_mask)
+        n_grown = int(torch.count_nonzero(grown))
+        if not growth.exact:
+            layer.target = active - n + n_grown
+        return LayerUpdate(
+            name=layer.name,
+            pruned=pruned,
+            grown=grown,
+            n_pruned=n,
+            n_grown=n_grown,
+            n_regrown=int(torch.count_nonzero(pruned & grown)),
+            active=layer.target,
+            n_requested=requested,
+        )
 
     # --- invariants ----------------------------------------------------------------------
 

@@ -17,8 +17,17 @@ import torch
 
 
 def snapshot(masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Copies of the masks (layer name -> bool tensor), kept on their device."""
+    """Copies of the topologies (layer name -> bool mask or sorted positions), kept on their
+    device."""
     return {name: mask.detach().clone() for name, mask in masks.items()}
+
+
+def _active_and_kept(start: torch.Tensor, end: torch.Tensor) -> tuple[int, int]:
+    """Active positions of ``start`` and how many of them ``end`` keeps. A topology is a bool
+    mask, or (a layer the sparse engine holds as values and positions) its sorted positions."""
+    if start.dtype == torch.bool:
+        return int(torch.count_nonzero(start)), int(torch.count_nonzero(start & end))
+    return start.numel(), int(torch.count_nonzero(torch.isin(start, end, assume_unique=True)))
 
 
 def mask_movement(
@@ -28,9 +37,7 @@ def mask_movement(
     layers: dict[str, float] = {}
     kept_total = active_total = 0
     for name, start in initial.items():
-        end = final[name]
-        active = int(torch.count_nonzero(start))
-        kept = int(torch.count_nonzero(start & end))
+        active, kept = _active_and_kept(start, final[name])
         kept_total, active_total = kept_total + kept, active_total + active
         layers[name] = 1.0 if active == 0 else kept / active
     retained = 1.0 if active_total == 0 else kept_total / active_total
