@@ -14,6 +14,7 @@ the chain of layers transposes nothing but the network's input and the last grad
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,16 @@ class CsrIndex:
         return self.indices.numel()
 
 
+def _csr(
+    pointers: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
+    """A CSR tensor over our own arrays (no copy; their invariants hold by construction).
+    torch warns that its CSR support is in beta at every construction: not news here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+        return torch.sparse_csr_tensor(pointers, indices, values, size, check_invariants=False)
+
+
 class _Kernels:
     """The three products, by the compiled kernels or by torch's sparse kernels."""
 
@@ -88,9 +99,7 @@ class _Kernels:
             out = torch.empty(index.rows, xt.shape[1], dtype=xt.dtype, device=xt.device)
             self.native.spmm(index.rowptr, index.col, values, xt, bias, out)
             return out
-        weight = torch.sparse_csr_tensor(
-            index.rowptr, index.col, values, (index.rows, index.cols), check_invariants=False
-        )
+        weight = _csr(index.rowptr, index.col, values, (index.rows, index.cols))
         if bias is None:
             return torch.sparse.mm(weight, xt)
         return torch.addmm(bias.unsqueeze(1), weight, xt)
@@ -124,12 +133,11 @@ class _Kernels:
         gval = sddmm(self, index, dyt, xt) if need_values else None
         dxt = None
         if need_input:
-            transposed = torch.sparse_csr_tensor(
+            transposed = _csr(
                 index.colptr,
                 index.row,
                 values.index_select(0, index.perm),
                 (index.cols, index.rows),
-                check_invariants=False,
             )
             dxt = torch.sparse.mm(transposed, dyt)
         return dxt, gval
@@ -141,13 +149,8 @@ def sddmm(kernels: _Kernels, index: CsrIndex, dyt: torch.Tensor, xt: torch.Tenso
         out = torch.empty(index.nnz, dtype=xt.dtype, device=xt.device)
         kernels.native.sddmm(index.rowptr, index.col, dyt, xt, out)
         return out
-    pattern = torch.sparse_csr_tensor(
-        index.rowptr,
-        index.col,
-        torch.zeros(index.nnz, dtype=xt.dtype, device=xt.device),
-        (index.rows, index.cols),
-        check_invariants=False,
-    )
+    zeros = torch.zeros(index.nnz, dtype=xt.dtype, device=xt.device)
+    pattern = _csr(index.rowptr, index.col, zeros, (index.rows, index.cols))
     return torch.sparse.sampled_addmm(pattern, dyt, xt.t(), beta=0.0).values()
 
 
