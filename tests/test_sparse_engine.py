@@ -267,8 +267,10 @@ def test_dense_runs_are_trained_without_a_line(recorder):
 
 
 @pytest.mark.parametrize("kernels", ["native", "torch"])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_sparse_linear_gradients_match_nn_linear(monkeypatch, kernels, threads):
+@pytest.mark.parametrize(("threads", "batch"), [(1, 16), (1, 100), (2, 128)])
+def test_sparse_linear_gradients_match_nn_linear(monkeypatch, kernels, threads, batch):
+    """Forward, input gradient and weight gradient at the active positions; batches that are
+    narrower than, not a multiple of, and a multiple of the kernels' register block."""
     if kernels == "native" and native.load() is None:
         pytest.skip("no C compiler: the native kernels cannot be built here")
     monkeypatch.setenv(native.KERNELS_VARIABLE, kernels)
@@ -286,7 +288,7 @@ def test_sparse_linear_gradients_match_nn_linear(monkeypatch, kernels, threads):
             SparseLinear.from_dense(second, masks[1]),
         ]
         assert sparse[0].kernels.name == kernels
-        x = torch.randn(16, 50, generator=g, requires_grad=True)
+        x = torch.randn(batch, 50, generator=g, requires_grad=True)
         dense_out = second(torch.relu(first(x)))
         dense_out.square().sum().backward()
         dense_x_grad = x.grad.clone()

@@ -86,6 +86,12 @@ class _Kernels:
     def __init__(self, native_kernels: native.NativeKernels | None) -> None:
         self.native = native_kernels
 
+    def transposed(self, x: torch.Tensor) -> torch.Tensor:
+        """``x.t()`` as a contiguous tensor (free when it already is one)."""
+        if self.native is not None:
+            return self.native.transposed(x)
+        return x.t().contiguous()
+
     @property
     def name(self) -> str:
         """``native`` or ``torch``."""
@@ -117,11 +123,6 @@ class _Kernels:
         batch = xt.shape[1]
         if self.native is not None:
             gval = torch.empty_like(values) if need_values else None
-            if need_input and need_values and torch.get_num_threads() == 1:
-                dxt = torch.zeros(index.cols, batch, dtype=xt.dtype, device=xt.device)
-                assert gval is not None
-                self.native.backward_fused(index.rowptr, index.col, values, dyt, xt, gval, dxt)
-                return dxt, gval
             dxt = None
             if need_values:
                 assert gval is not None
@@ -179,7 +180,8 @@ class _SparseLinearFunction(torch.autograd.Function):
         bias: torch.Tensor | None,
         layer: SparseLinear,
     ) -> torch.Tensor:
-        xt = x.t().contiguous()  # free when x is the previous sparse layer's transposed output
+        # free when x is the previous sparse layer's (transposed) output
+        xt = layer.kernels.transposed(x)
         yt = layer.kernels.forward(layer.index, values, xt, bias)
         ctx.layer = layer
         ctx.index = layer.index
@@ -191,7 +193,7 @@ class _SparseLinearFunction(torch.autograd.Function):
     def backward(ctx: Any, dy: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         xt, values = ctx.saved_tensors
         layer: SparseLinear = ctx.layer
-        dyt = dy.t().contiguous()
+        dyt = layer.kernels.transposed(dy)
         need_input, need_values, need_bias = ctx.needs_input_grad[:3]
         dxt, gval = layer.kernels.backward(ctx.index, values, xt, dyt, need_input, need_values)
         # A topology update at this step reads the batch's activations and output gradients

@@ -8,10 +8,10 @@ stored weight reads or writes one contiguous, vectorized row (``benchmarks/spars
 measures both). Nothing here is required: without a compiler (or with
 ``DSTBENCH_SPARSE_KERNELS=torch``) the engine uses torch's kernels, which also run on CUDA.
 
-The shared library is built with ``-O3 -march=native`` (and OpenMP when the compiler has it)
-into ``$DSTBENCH_CACHE`` (default ``~/.cache/dstbench``), under a name that hashes the source,
-the flags and the processor, and is renamed into place atomically, so concurrent workers never
-load a half-written file.
+The shared library is built with ``-O3 -march=native -std=gnu11`` (GCC/Clang vector types),
+with OpenMP when the compiler has it, into ``$DSTBENCH_CACHE`` (default ``~/.cache/dstbench``),
+under a name that hashes the source, the flags and the processor, and is renamed into place
+atomically, so concurrent workers never load a half-written file.
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ SOURCE = Path(__file__).with_name("kernels.c")
 #: ``DSTBENCH_SPARSE_KERNELS``: ``auto`` (native on CPU when it builds), ``native`` or ``torch``.
 KERNELS_VARIABLE = "DSTBENCH_SPARSE_KERNELS"
 
-_FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=c11")
+_FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=gnu11")
 _I64 = ctypes.c_int64
 _PTR = ctypes.c_void_p
 _SIGNATURES: dict[str, list[type]] = {
     "dst_spmm": [_I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, ctypes.c_int],
     "dst_spmm_t": [_I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, ctypes.c_int],
     "dst_sddmm": [_I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, ctypes.c_int],
-    "dst_backward_fused": [_I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR],
+    "dst_transpose": [_I64, _I64, _PTR, _PTR],
 }
 
 
@@ -166,29 +166,16 @@ class NativeKernels:
             self._threads(),
         )
 
-    def backward_fused(
-        self,
-        rowptr: torch.Tensor,
-        col: torch.Tensor,
-        val: torch.Tensor,
-        dyt: torch.Tensor,
-        xt: torch.Tensor,
-        gval: torch.Tensor,
-        dxt: torch.Tensor,
-    ) -> None:
-        """Both gradients in one pass (one thread; ``dxt`` must be zero on entry)."""
-        rows, batch = dyt.shape
-        self.lib.dst_backward_fused(
-            rows,
-            batch,
-            rowptr.data_ptr(),
-            col.data_ptr(),
-            val.data_ptr(),
-            dyt.data_ptr(),
-            xt.data_ptr(),
-            gval.data_ptr(),
-            dxt.data_ptr(),
-        )
+    def transposed(self, x: torch.Tensor) -> torch.Tensor:
+        """``x.t().contiguous()`` (tiled; torch's strided copy is several times slower here)."""
+        if x.t().is_contiguous():
+            return x.t()
+        if not x.is_contiguous():
+            return x.t().contiguous()
+        rows, cols = x.shape
+        out = torch.empty(cols, rows, dtype=x.dtype, device=x.device)
+        self.lib.dst_transpose(rows, cols, x.data_ptr(), out.data_ptr())
+        return out
 
 
 @lru_cache(maxsize=1)
