@@ -352,3 +352,106 @@ def test_rejection_sampling_is_uniform_and_avoids_active_positions():
     assert float(odd.min()) > expected - 5 * math.sqrt(expected * 0.9)
     assert float(odd.max()) < expected + 5 * math.sqrt(expected * 0.9)
     assert EXACT_DRAW_POSITIONS >= 3_000_000  # MLP-CIFAR's largest layer replays exactly
+
+
+# --- checkpoints, the command line, layers too large to hold densely ----------------------------
+
+
+def test_an_interrupted_sparse_run_resumes_to_the_same_record(use_plugins, tmp_path):
+    """Stopped mid-epoch after a topology update and resumed from its checkpoint, a sparse run
+    writes the record of an uninterrupted one (bit for bit on CPU, timings aside)."""
+    from test_checkpoints import StopAt, _comparable
+
+    from dstbench.engine.interrupt import RunInterrupted, clear_stop
+    from dstbench.engine.single import train_run
+    from dstbench.sparsetrain.engine import prepare_sparse
+
+    raw = {
+        "model": "mlp[hidden=[16]]",
+        "dataset": "digits",
+        "epochs": 3,
+        "update_period": 7,
+        "criterion": "snip",
+        "growth": "gradient",
+        "seed": 5,
+    }
+
+    def train(plugins, path):
+        spec = build_spec(raw, plugins.registry)
+        return train_run(
+            spec,
+            plugins=plugins,
+            device=torch.device("cpu"),
+            checkpoint=path,
+            checkpoint_every=0,
+            engine="sparse",
+            prepare=prepare_sparse,
+        ).to_json()
+
+    reference = train(use_plugins(), None)
+    assert reference["status"] == "ok" and reference["topology"]["updates"] > 10
+    path = tmp_path / "run.pt"
+    for i, step in enumerate((21, 84)):
+        plugins = use_plugins((f"stop{i}", StopAt(step=step)))
+        clear_stop()
+        with pytest.raises(RunInterrupted):
+            train(plugins, path)
+        clear_stop()
+        assert path.exists()
+    resumed = train(use_plugins(), path)
+    assert resumed["provenance"]["engine"] == "sparse"
+    assert [r["step"] for r in resumed["checkpoint"]["resumed"]] == [21, 84]
+    assert _comparable(resumed) == _comparable(reference)
+
+
+def test_the_command_line_runs_the_sparse_engine_and_refuses_unknown_ones(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "run.json"
+    args = [sys.executable, "-m", "dstbench", "run", "--model", "mlp", "--dataset", "digits"]
+    args += ["--density", "0.1", "--epochs", "2", "--update-period", "20"]
+    done = subprocess.run(
+        [*args, "--engine", "sparse", "-o", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(out.read_text())
+    assert record["provenance"]["engine"] == "sparse"
+    assert record["sparse_engine"]["sparse_layers"] == ["1.weight", "3.weight", "5.weight"]
+    bad = subprocess.run([*args, "--engine", "sparce"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'sparce'" in lines[0] and "'sparse'" in lines[0], bad.stderr
+
+
+def test_a_layer_too_large_to_hold_densely_is_built_sparse(monkeypatch, recorder):
+    """Above the dense limit (lowered here) the model is never built densely: the sparse
+    layers are drawn directly, the run trains with exact invariants at every update, and the
+    record says so."""
+    from dstbench.sparsetrain import engine as sparse_engine
+
+    monkeypatch.setattr(sparse_engine, "DENSE_POSITIONS", 1000)
+    built: list[str] = []
+    original = sparse_engine.build_large
+
+    def spy(spec, meta_model, device):
+        built.append(spec.run_id)
+        return original(spec, meta_model, device)
+
+    monkeypatch.setattr(sparse_engine, "build_large", spy)
+    spec = _spec(
+        criterion="magnitude",
+        growth="random",
+        density=0.1,
+        update_period=10,
+        distribution="uniform",
+    )
+    record = dstbench.execute(spec, engine="sparse")
+    assert record["status"] == "ok", record.get("error")
+    assert built == [record["run_id"]]
+    assert record["sparse_engine"]["built_sparse"] is True
+    assert record["topology"]["updates"] == 5 and recorder.problems == []
+    for name, layer in record["density"]["layers"].items():
+        assert layer["target"] == round(0.1 * layer["numel"]), name
+    assert record["metrics"]["test_accuracy"] is not None

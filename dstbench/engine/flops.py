@@ -16,7 +16,9 @@ _LAYER_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
 
 
 def count_macs(model: nn.Module, sample: torch.Tensor) -> dict[str, int]:
-    """Forward MACs per sample of every Linear/Conv weight, keyed by parameter name.
+    """Forward MACs per sample of every Linear/Conv weight, keyed by parameter name (a Linear
+    the sparse engine holds as its active weights counts as its dense weight ``NAME.weight``:
+    the density scales it, as for any other layer).
 
     Measured with forward hooks on one eval-mode pass over ``sample`` (a small batch), so
     spatial sizes are the real ones. Each output element of a layer costs one MAC per weight
@@ -24,8 +26,14 @@ def count_macs(model: nn.Module, sample: torch.Tensor) -> dict[str, int]:
     """
     macs: dict[str, int] = {}
     names = {id(p): n for n, p in model.named_parameters()}
+    module_names = {id(m): n for n, m in model.named_modules()}
 
     def hook(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        if not isinstance(module, _LAYER_TYPES):  # a Linear held sparse: its dense weight's MACs
+            name = f"{module_names[id(module)]}.weight"
+            per = output.numel() // output.shape[0] * int(module.in_features)
+            macs[name] = macs.get(name, 0) + per
+            return
         weight = cast(torch.Tensor, module.weight)
         if isinstance(module, nn.modules.conv._ConvTransposeNd):
             per_output = weight.numel() // weight.shape[1]
@@ -37,7 +45,9 @@ def count_macs(model: nn.Module, sample: torch.Tensor) -> dict[str, int]:
         macs[name] = macs.get(name, 0) + output.numel() // output.shape[0] * int(per_output)
 
     handles = [
-        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, _LAYER_TYPES)
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, _LAYER_TYPES) or getattr(m, "holds_active_weights_only", False)
     ]
     was_training = model.training
     try:

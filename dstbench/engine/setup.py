@@ -8,6 +8,7 @@ seed (:func:`dstbench.sparse.seeds.derive_seed`), never from the global one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -160,12 +161,21 @@ def check_output(
     return binary, count_macs(model, sample)
 
 
+#: ``build(spec, parts, device) -> model``: how the run's model is built from its dataset.
+ModelBuilder = Callable[[RunSpec, DatasetParts, torch.device], nn.Module]
+
+
 def build_setup(
-    spec: RunSpec, device: torch.device, data_root: str | Path | None, download: bool
+    spec: RunSpec,
+    device: torch.device,
+    data_root: str | Path | None,
+    download: bool,
+    build: ModelBuilder = build_model,
 ) -> Setup:
-    """Data, model and batches of one run."""
+    """Data, model and batches of one run (``build`` makes the model: the sparse engine
+    builds layers too large for a dense weight directly in their sparse form)."""
     parts, train, val = load_parts(spec, data_root, download)
-    model = build_model(spec, parts, device)
+    model = build(spec, parts, device)
     data_generator = torch.Generator().manual_seed(derive_seed(spec.seed, "data"))
     batch, workers = spec.batch_size, parts.num_workers
 

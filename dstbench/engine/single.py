@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from torch import nn
 
 from dstbench.contracts.execution import ExecutionOptions, Job, RunRequest
 from dstbench.contracts.record import RunRecord
@@ -38,11 +37,25 @@ from dstbench.sparse.masker import Masker
 
 ENGINE_NAME = "single"
 
-#: ``layout(spec, model, masker, plugins) -> (masker, notes)``: how an engine lays out a
-#: run's sparse layers after the model and masks are built and before the optimizer is
-#: (the sparse engine swaps Linear layers for value-and-position ones); ``notes`` go into the
-#: record's ``extra``.
-Layout = Callable[[RunSpec, nn.Module, Masker | None, LoadedPlugins], tuple[Any, dict[str, Any]]]
+#: ``prepare(spec, device, data_root, download, plugins) -> (setup, masks, notes)``: how an
+#: engine builds a run's data, model and masks before the optimizer is built (the sparse engine
+#: swaps Linear layers for value-and-position ones); ``notes`` go into the record's ``extra``.
+Prepare = Callable[
+    [RunSpec, torch.device, "str | Path | None", bool, LoadedPlugins],
+    tuple[Setup, Any, dict[str, Any]],
+]
+
+
+def prepare_masked(
+    spec: RunSpec,
+    device: torch.device,
+    data_root: str | Path | None,
+    download: bool,
+    plugins: LoadedPlugins,
+) -> tuple[Setup, Masker | None, dict[str, Any]]:
+    """The single engine's run: a dense model and masks over its sparse weights."""
+    setup = build_setup(spec, device, data_root, download)
+    return setup, build_masker(spec, setup.model), {}
 
 
 def train_run(
@@ -58,14 +71,15 @@ def train_run(
     checkpoint: Path | None = None,
     checkpoint_every: int | None = None,
     discarded: str | None = None,
-    layout: Layout | None = None,
+    prepare: Prepare = prepare_masked,
 ) -> RunRecord:
     """Train ``spec`` (built by :func:`build_spec`) and return its record.
 
     :param checkpoint: where the run keeps its in-run checkpoint (None: none); a run that
         finds one there resumes from it.
     :param checkpoint_every: epochs between checkpoints (0 never; None: by time).
-    :param layout: how the engine lays out the sparse layers (None: masked dense tensors).
+    :param prepare: how the engine builds the data, model and masks (default: dense tensors
+        and masks, :func:`prepare_masked`).
     :raises RunInterrupted: when the process is asked to stop (the run has checkpointed).
     """
     started = time.perf_counter()
@@ -75,11 +89,7 @@ def train_run(
     observed: RunContext | None = None  # the context observers saw start, if any
     log = None
     try:
-        setup = build_setup(spec, device, data_root, download)
-        masker: Any = build_masker(spec, setup.model)
-        notes: dict[str, Any] = {}
-        if layout is not None:
-            masker, notes = layout(spec, setup.model, masker, plugins)
+        setup, masker, notes = prepare(spec, device, data_root, download, plugins)
         state = RunState(spec, plugins, masker)
         log = state.log
         log.extra.update(notes)
@@ -120,7 +130,7 @@ def train_run(
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
             discarded=f"does not fit the run ({exc})",
-            layout=layout,
+            prepare=prepare,
         )
     except Exception as exc:  # any failure is recorded; the caller decides what to do next
         if log is None:

@@ -133,7 +133,8 @@ class Masker:
     @torch.no_grad()
     def apply(self) -> None:
         """Zero every inactive weight (one fused multiply over all layers)."""
-        torch._foreach_mul_(self.weights, [layer.float_mask for layer in self.layers])
+        if self.layers:
+            torch._foreach_mul_(self.weights, [layer.float_mask for layer in self.layers])
 
     def total(self) -> int:
         """Total number of sparse positions."""

@@ -18,20 +18,30 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TextIO
 
 import torch
 from torch import nn
 
 from dstbench.contracts.components import CriterionInfo, GrowthInfo
+from dstbench.contracts.data import DatasetParts
 from dstbench.contracts.execution import ExecutionOptions, Job, RunRequest
 from dstbench.contracts.record import RunRecord
 from dstbench.contracts.spec import RunSpec
-from dstbench.engine.setup import info_of, resolve_device
-from dstbench.engine.single import epoch_progress, train_run
+from dstbench.engine.setup import (
+    Setup,
+    build_masker,
+    build_model,
+    build_setup,
+    info_of,
+    resolve_device,
+)
+from dstbench.engine.single import epoch_progress, prepare_masked, train_run
 from dstbench.engine.spec import build_spec
 from dstbench.plugins import LoadedPlugins
 from dstbench.sparse.masker import Masker
+from dstbench.sparsetrain.large import DENSE_POSITIONS, build_large, largest_sparse_linear
 from dstbench.sparsetrain.layer import SparseLinear
 from dstbench.sparsetrain.masker import AnyLayer, CsrLayer, SparseMasker
 
@@ -89,7 +99,6 @@ def to_sparse_layout(
         return None, {}
     layers: list[AnyLayer] = []
     dense_layers = []
-    kernels = set()
     for layer in masker.layers:
         found = _owner(model, layer.weight)
         if found is None:
@@ -100,19 +109,52 @@ def to_sparse_layout(
         assert isinstance(linear, nn.Linear)
         sparse = SparseLinear.from_dense(linear, layer.mask)
         setattr(parent, attribute, sparse)
-        kernels.add(sparse.kernels.name)
         layers.append(CsrLayer(layer.name, sparse, layer.target))
     masker.layers = dense_layers
     sparse_masker = SparseMasker(masker, layers)
     sparse_masker.observed = bool(plugins.hook.dstbench_topology_update.get_hookimpls())
-    notes = {
-        "sparse_engine": {
-            "sparse_layers": [layer.name for layer in layers if isinstance(layer, CsrLayer)],
-            "masked_dense_layers": [layer.name for layer in dense_layers],
-            "kernels": sorted(kernels)[0] if len(kernels) == 1 else sorted(kernels),
-        }
+    return sparse_masker, _notes(sparse_masker)
+
+
+def prepare_sparse(
+    spec: RunSpec,
+    device: torch.device,
+    data_root: str | Path | None,
+    download: bool,
+    plugins: LoadedPlugins,
+) -> tuple[Setup, SparseMasker | None, dict[str, Any]]:
+    """The sparse engine's run (the single engine's ``prepare``): the dense model and masks,
+    then :func:`to_sparse_layout`; or, for a model with a Linear layer too large to hold
+    densely, the model built sparse directly (:mod:`dstbench.sparsetrain.large`)."""
+    built: dict[str, SparseMasker] = {}
+
+    def build(spec: RunSpec, parts: DatasetParts, device: torch.device) -> nn.Module:
+        with torch.device("meta"):
+            meta_model = build_model(spec, parts, torch.device("meta"))
+        if spec.method == "dense" or largest_sparse_linear(spec, meta_model) <= DENSE_POSITIONS:
+            return build_model(spec, parts, device)
+        model, built["masker"] = build_large(spec, meta_model, device)
+        return model
+
+    setup = build_setup(spec, device, data_root, download, build=build)
+    if "masker" in built:
+        masker = built["masker"]
+        masker.observed = bool(plugins.hook.dstbench_topology_update.get_hookimpls())
+        return setup, masker, _notes(masker, built_sparse=True)
+    return (setup, *to_sparse_layout(spec, setup.model, build_masker(spec, setup.model), plugins))
+
+
+def _notes(masker: SparseMasker, built_sparse: bool = False) -> dict[str, Any]:
+    """The record's ``sparse_engine`` block."""
+    kernels = sorted({layer.module.kernels.name for layer in masker.csr_layers})
+    block: dict[str, Any] = {
+        "sparse_layers": [layer.name for layer in masker.csr_layers],
+        "masked_dense_layers": [layer.name for layer in masker.dense.layers],
+        "kernels": kernels[0] if len(kernels) == 1 else kernels,
     }
-    return sparse_masker, notes
+    if built_sparse:
+        block["built_sparse"] = True  # never dense: initialised as documented in large.py
+    return {"sparse_engine": block}
 
 
 class SparseEngine:
@@ -149,7 +191,7 @@ class SparseEngine:
                 checkpoint=request.checkpoint,
                 checkpoint_every=options.checkpoint_every,
                 engine="single" if why else ENGINE_NAME,
-                layout=None if why else to_sparse_layout,
+                prepare=prepare_masked if why else prepare_sparse,
             )
             if why is not None:
                 fallback = {"requested": ENGINE_NAME, "reason": why}

@@ -206,6 +206,9 @@ class _SparseLinearFunction(torch.autograd.Function):
 class SparseLinear(nn.Module):
     """``y = x W^T + b`` with W held as its active values and their positions only."""
 
+    #: Counted as a Linear of ``in_features`` x ``out_features`` by the MAC count.
+    holds_active_weights_only = True
+
     def __init__(
         self,
         in_features: int,

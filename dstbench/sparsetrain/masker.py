@@ -96,6 +96,12 @@ def uniform_growth(
     return _rejection_sample(kept, numel, n, generator)
 
 
+def uniform_positions(numel: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` sorted positions of ``numel``, uniformly without replacement (the initial
+    positions of a layer built sparse)."""
+    return uniform_growth(torch.empty(0, dtype=torch.long), numel, count, generator)
+
+
 def _rejection_sample(
     kept: torch.Tensor, numel: int, n: int, generator: torch.Generator
 ) -> torch.Tensor:
@@ -148,8 +154,7 @@ class SparseMasker:
 
     def apply(self) -> None:
         """Zero the masked-dense layers' inactive weights (CSR layers have none)."""
-        if self.dense.layers:
-            self.dense.apply()
+        self.dense.apply()
 
     def total(self) -> int:
         """Total number of sparse positions."""
