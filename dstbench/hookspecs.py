@@ -240,6 +240,9 @@ def dstbench_topology_update(run: RunContext, update: TopologyUpdate) -> None:
         counts ``n_pruned``/``n_grown``/``n_regrown``, ``active`` after the update and
         ``n_requested`` (differs from ``n_pruned`` only for criteria registered with
         ``exact=False``). The tensors are the engine's own: read them, do not modify them.
+        The ``sparse`` engine builds a layer's masks when they are first read (and
+        ``run.masker``'s layers build ``mask`` and ``weight`` likewise): reading the counts
+        costs nothing, reading the masks of a layer too large to hold densely exhausts memory.
     """
 
 

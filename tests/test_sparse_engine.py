@@ -455,3 +455,59 @@ def test_a_layer_too_large_to_hold_densely_is_built_sparse(monkeypatch, recorder
     for name, layer in record["density"]["layers"].items():
         assert layer["target"] == round(0.1 * layer["numel"]), name
     assert record["metrics"]["test_accuracy"] is not None
+
+
+@pytest.mark.slow
+def test_a_digits_study_gives_the_same_cell_means_within_seed_noise(tmp_path):
+    """A digits study (three criteria, both growth methods, two densities, three seeds, the
+    dense and static baselines: 45 runs, 10 epochs) with each engine through the suite
+    runner: every cell's mean test accuracy agrees within the 95% Welch interval of the seed
+    spread, and the sparse engine trained every sparse run itself (dense runs are the same on
+    every engine)."""
+    import json
+    import statistics
+
+    from scipy import stats
+
+    from dstbench.suite import run_suite
+    from dstbench.suite.loader import build_suite
+    from dstbench.suite.store import RunStore
+
+    data = {
+        "name": "engines",
+        "model": "mlp",
+        "dataset": "digits",
+        "epochs": 10,
+        "densities": [0.05, 0.2],
+        "criteria": ["magnitude", "snip", "random"],
+        "growth": ["random", "gradient"],
+        "seeds": [0, 1, 2],
+        "baselines": ["dense", "static"],
+    }
+    suite = build_suite(data, dstbench.registry(), path=Path("engines.toml"))
+    accuracy: dict[str, dict[str, list[float]]] = {}
+    for engine in ("single", "sparse"):
+        out = tmp_path / engine
+        outcome = run_suite(
+            suite, output=out, workers=2, device="cpu", engine=engine, stream=io.StringIO()
+        )
+        assert outcome.counts() == {"ok": 45}, outcome.counts()
+        found = accuracy.setdefault(engine, {})
+        for _, record in RunStore(out).records():
+            assert record is not None
+            dense = record["spec"]["method"] == "dense"
+            assert record["provenance"]["engine"] == ("single" if dense else engine)
+            key = json.dumps({k: v for k, v in record["spec"].items() if k != "seed"})
+            found.setdefault(key, []).append(record["metrics"]["test_accuracy"])
+    single, sparse = accuracy["single"], accuracy["sparse"]
+    assert single.keys() == sparse.keys() and len(single) == 15
+    worst = 0.0
+    for key, a in single.items():
+        b = sparse[key]
+        assert len(a) == len(b) == 3
+        spread = statistics.variance(a) / 3 + statistics.variance(b) / 3
+        half = stats.t.ppf(0.975, 2) * math.sqrt(spread)
+        gap = abs(statistics.mean(a) - statistics.mean(b))
+        assert gap <= half + 1e-12, (key, a, b)
+        worst = max(worst, gap)
+    assert worst < 0.01  # under one point of accuracy in every cell

@@ -31,7 +31,7 @@ def count_macs(model: nn.Module, sample: torch.Tensor) -> dict[str, int]:
     def hook(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
         if not isinstance(module, _LAYER_TYPES):  # a Linear held sparse: its dense weight's MACs
             name = f"{module_names[id(module)]}.weight"
-            per = output.numel() // output.shape[0] * int(module.in_features)
+            per = output.numel() // output.shape[0] * cast(int, module.in_features)
             macs[name] = macs.get(name, 0) + per
             return
         weight = cast(torch.Tensor, module.weight)

@@ -112,7 +112,6 @@ def to_sparse_layout(
         layers.append(CsrLayer(layer.name, sparse, layer.target))
     masker.layers = dense_layers
     sparse_masker = SparseMasker(masker, layers)
-    sparse_masker.observed = bool(plugins.hook.dstbench_topology_update.get_hookimpls())
     return sparse_masker, _notes(sparse_masker)
 
 
@@ -139,7 +138,6 @@ def prepare_sparse(
     setup = build_setup(spec, device, data_root, download, build=build)
     if "masker" in built:
         masker = built["masker"]
-        masker.observed = bool(plugins.hook.dstbench_topology_update.get_hookimpls())
         return setup, masker, _notes(masker, built_sparse=True)
     return (setup, *to_sparse_layout(spec, setup.model, build_masker(spec, setup.model), plugins))
 

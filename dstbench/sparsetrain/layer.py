@@ -173,7 +173,7 @@ class _SparseLinearFunction(torch.autograd.Function):
     """Forward and backward of :class:`SparseLinear` (inputs 2-D)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x: torch.Tensor,
         values: torch.Tensor,
@@ -190,7 +190,7 @@ class _SparseLinearFunction(torch.autograd.Function):
         return yt.t()
 
     @staticmethod
-    def backward(ctx: Any, dy: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, dy: torch.Tensor) -> tuple[Any, ...]:
         xt, values = ctx.saved_tensors
         layer: SparseLinear = ctx.layer
         dyt = layer.kernels.transposed(dy)
@@ -286,7 +286,7 @@ class SparseLinear(nn.Module):
         mask[self.indices] = True
         return mask.view(self.shape)
 
-    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:  # type: ignore[override]
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:
         # A state of another topology (a checkpoint, the best-validation state) has other
         # positions: resize to them, load, and rebuild the derived index.
         indices = state_dict.get(prefix + "indices")

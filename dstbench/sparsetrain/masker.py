@@ -129,8 +129,6 @@ class SparseMasker:
         self.generator = dense.generator
         self.layers = layers
         self.optimizer: torch.optim.Optimizer | None = None
-        #: Materialise each update's pruned/grown masks (only observers read them).
-        self.observed = True
 
     def bind(self, optimizer: torch.optim.Optimizer) -> None:
         """The optimizer whose momentum follows the values when a layer's topology changes."""
@@ -215,7 +213,7 @@ class SparseMasker:
         reset_momentum: bool = True,
     ) -> TopologyUpdate:
         """Prune and grow every sparse layer, as :meth:`Masker.update` does."""
-        options = {
+        options: dict[str, Any] = {
             "step": step,
             "prune_fraction": prune_fraction,
             "criterion": criterion,
@@ -336,14 +334,11 @@ class SparseMasker:
         # The optimizer step that may follow (default order) reads the new positions'
         # gradient of this batch, as the single engine's dense gradient gives it.
         module.values.grad = module.values_gradient()
-        pruned_mask = grown_mask = torch.empty(0, dtype=torch.bool)
-        if self.observed:
-            pruned_mask = _mask_of(pruned_positions, module)
-            grown_mask = _mask_of(grown, module)
-        return LayerUpdate(
+        return PositionsUpdate(
+            shape=module.shape,
+            pruned_positions=pruned_positions,
+            grown_positions=grown,
             name=layer.name,
-            pruned=pruned_mask,
-            grown=grown_mask,
             n_pruned=int(pruned_positions.numel()),
             n_grown=int(grown.numel()),
             n_regrown=n_regrown,
@@ -386,7 +381,51 @@ class SparseMasker:
         return problems
 
 
-def _mask_of(positions: torch.Tensor, module: SparseLinear) -> torch.Tensor:
-    mask = torch.zeros(module.numel, dtype=torch.bool, device=positions.device)
+def _mask_of(positions: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    mask = torch.zeros(shape[0] * shape[1], dtype=torch.bool, device=positions.device)
     mask[positions] = True
-    return mask.view(module.shape)
+    return mask.view(shape)
+
+
+class PositionsUpdate(LayerUpdate):
+    """What an update did to a CSR layer: its ``pruned`` and ``grown`` masks are built from
+    the positions when an observer first reads them (most read the counts only, and a layer
+    too large to hold densely has masks too large to build)."""
+
+    def __init__(
+        self,
+        *,
+        shape: tuple[int, int],
+        pruned_positions: torch.Tensor,
+        grown_positions: torch.Tensor,
+        **counts: Any,
+    ) -> None:
+        self._shape = shape
+        self._positions = {"pruned": pruned_positions, "grown": grown_positions}
+        self._masks: dict[str, torch.Tensor] = {}
+        super().__init__(pruned=None, grown=None, **counts)  # type: ignore[arg-type]
+
+    def _mask(self, which: str) -> torch.Tensor:
+        if which not in self._masks:
+            self._masks[which] = _mask_of(self._positions[which], self._shape)
+        return self._masks[which]
+
+    @property
+    def pruned(self) -> torch.Tensor:
+        """Bool mask of the positions pruned (built on first read)."""
+        return self._mask("pruned")
+
+    @pruned.setter
+    def pruned(self, value: torch.Tensor | None) -> None:
+        if value is not None:
+            self._masks["pruned"] = value
+
+    @property
+    def grown(self) -> torch.Tensor:
+        """Bool mask of the positions grown (built on first read)."""
+        return self._mask("grown")
+
+    @grown.setter
+    def grown(self, value: torch.Tensor | None) -> None:
+        if value is not None:
+            self._masks["grown"] = value
