@@ -12,8 +12,8 @@
  *
  * Why it is written this way: a stored weight's work is short (one row of `batch` floats), so
  * a fixed cost per weight (a loop prologue, a reload of the output row) would dominate. The
- * products therefore accumulate a block of BLOCK output floats in registers across all of a
- * row's weights (GCC/Clang vector types: whatever SIMD width the processor has, no
+ * products therefore accumulate a block of up to 64 output floats in registers across all of
+ * a row's weights (GCC/Clang vector types: whatever SIMD width the processor has, no
  * intrinsics), and the dot products keep four independent accumulators.
  */
 #include <stdint.h>
@@ -28,26 +28,37 @@ typedef float v8 __attribute__((vector_size(32)));
 /* The same vector read from or written to memory with only float alignment. */
 typedef float v8u __attribute__((vector_size(32), aligned(4)));
 
-/* Floats accumulated in registers at once: 8 vectors (the rest hold operands). */
-#define BLOCK 64
-#define VECS (BLOCK / 8)
-
 static inline v8 splat(float a) { return (v8){a, a, a, a, a, a, a, a}; }
 
-/* out[0:BLOCK] = init + sum_k coef(k) * src(k)[0:BLOCK], in registers. */
-#define BLOCK_SUM(out, init, K0, K1, COEF, SRC)                                             \
+/* out[0:8*NV] = init + sum_k coef(k) * src(k)[0:8*NV], NV vectors in registers. */
+#define BLOCK_SUM(NV, out, init, K0, K1, COEF, SRC)                                         \
     do {                                                                                  \
-        v8 acc[VECS];                                                                     \
-        for (int t = 0; t < VECS; ++t) acc[t] = splat(init);                              \
+        v8 acc[NV];                                                                       \
+        for (int t = 0; t < (NV); ++t) acc[t] = splat(init);                              \
         for (int64_t k = (K0); k < (K1); ++k) {                                           \
             const v8 a = splat(COEF);                                                     \
             const v8u *RESTRICT p = (const v8u *)(SRC);                                   \
-            for (int t = 0; t < VECS; ++t) acc[t] += a * p[t];                            \
+            for (int t = 0; t < (NV); ++t) acc[t] += a * p[t];                            \
         }                                                                                 \
-        for (int t = 0; t < VECS; ++t) ((v8u *)(out))[t] = acc[t];                        \
+        for (int t = 0; t < (NV); ++t) ((v8u *)(out))[t] = acc[t];                        \
     } while (0)
 
-/* The same for the last, narrower part of a row (batch not a multiple of BLOCK). */
+/* A whole row of `batch` outputs: blocks of 64, then 32, then 8 floats in registers, then the
+ * last few one by one (small batches, such as digits' 32, stay vectorized). */
+#define ROW_SUM(out, init, batch, K0, K1, COEF, SRC_AT)                                      \
+    do {                                                                                  \
+        int64_t c0 = 0;                                                                   \
+        for (; c0 + 64 <= (batch); c0 += 64)                                              \
+            BLOCK_SUM(8, (out) + c0, init, K0, K1, COEF, SRC_AT + c0);                    \
+        for (; c0 + 32 <= (batch); c0 += 32)                                              \
+            BLOCK_SUM(4, (out) + c0, init, K0, K1, COEF, SRC_AT + c0);                    \
+        for (; c0 + 8 <= (batch); c0 += 8)                                                \
+            BLOCK_SUM(1, (out) + c0, init, K0, K1, COEF, SRC_AT + c0);                    \
+        if (c0 < (batch))                                                                 \
+            TAIL_SUM((out) + c0, init, (batch) - c0, K0, K1, COEF, SRC_AT + c0);          \
+    } while (0)
+
+/* The last few floats of a row, one by one (batch not a multiple of 8). */
 #define TAIL_SUM(out, init, width, K0, K1, COEF, SRC)                                       \
     do {                                                                                  \
         for (int64_t b = 0; b < (width); ++b) (out)[b] = (init);                          \
@@ -81,13 +92,7 @@ void dst_spmm(int64_t rows, int64_t batch, const int64_t *RESTRICT rowptr,
 #pragma omp parallel for schedule(dynamic, 16) num_threads(threads)
     for (int64_t i = 0; i < rows; ++i) {
         const float init = bias ? bias[i] : 0.0f;
-        int64_t c0 = 0;
-        for (; c0 + BLOCK <= batch; c0 += BLOCK)
-            BLOCK_SUM(yt + i * batch + c0, init, rowptr[i], rowptr[i + 1], val[k],
-                      xt + col[k] * batch + c0);
-        if (c0 < batch)
-            TAIL_SUM(yt + i * batch + c0, init, batch - c0, rowptr[i], rowptr[i + 1], val[k],
-                     xt + col[k] * batch + c0);
+        ROW_SUM(yt + i * batch, init, batch, rowptr[i], rowptr[i + 1], val[k], xt + col[k] * batch);
     }
 }
 
@@ -99,13 +104,8 @@ void dst_spmm_t(int64_t cols, int64_t batch, const int64_t *RESTRICT colptr,
                 int threads) {
 #pragma omp parallel for schedule(dynamic, 16) num_threads(threads)
     for (int64_t j = 0; j < cols; ++j) {
-        int64_t c0 = 0;
-        for (; c0 + BLOCK <= batch; c0 += BLOCK)
-            BLOCK_SUM(dxt + j * batch + c0, 0.0f, colptr[j], colptr[j + 1], val[perm[k]],
-                      dyt + row[k] * batch + c0);
-        if (c0 < batch)
-            TAIL_SUM(dxt + j * batch + c0, 0.0f, batch - c0, colptr[j], colptr[j + 1],
-                     val[perm[k]], dyt + row[k] * batch + c0);
+        ROW_SUM(dxt + j * batch, 0.0f, batch, colptr[j], colptr[j + 1], val[perm[k]],
+                dyt + row[k] * batch);
     }
 }
 
