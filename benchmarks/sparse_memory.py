@@ -7,8 +7,9 @@ much again for its gradient and its momentum). It is the sparse layer, at densit
 million active weights; the first and last layers (6.4 M and 1 M weights) stay dense
 (``dense_first``, ``dense_last``), as many DST studies keep them. Magnitude pruning and random
 growth every 50 iterations, for a few hundred iterations; the run must end ``ok`` with every
-topology update's invariants checked, as any run. Printed: the run's steps, updates, time per step and test accuracy, the
-active weights, and the process's peak resident memory (the goal: at most 4 GB).
+topology update's invariants checked, as any run. Printed: the run's steps, updates, time per
+step and test accuracy, the active weights, and the process's peak resident memory (the goal:
+at most 4 GB).
 
     python benchmarks/sparse_memory.py                 # about two minutes on 2 cores
     python benchmarks/sparse_memory.py --width 50000 --epochs 2
