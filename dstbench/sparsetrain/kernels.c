@@ -36,6 +36,7 @@ static inline v8 splat(float a) { return (v8){a, a, a, a, a, a, a, a}; }
         v8 acc[NV];                                                                       \
         for (int t = 0; t < (NV); ++t) acc[t] = splat(init);                              \
         for (int64_t k = (K0); k < (K1); ++k) {                                           \
+            PREFETCH_AHEAD;                                                               \
             const v8 a = splat(COEF);                                                     \
             const v8u *RESTRICT p = (const v8u *)(SRC);                                   \
             for (int t = 0; t < (NV); ++t) acc[t] += a * p[t];                            \
@@ -85,13 +86,22 @@ static inline float dot(const float *RESTRICT x, const float *RESTRICT y, int64_
     return acc;
 }
 
+/* The rows a stored weight reads are scattered: ask for the one DISTANCE weights ahead while
+ * this one computes, so that memory latency overlaps the arithmetic (large layers whose
+ * activations do not fit in the cache gain most). The look-ahead may cross into the next row
+ * (a prefetch is only a hint) but never reads an index past the last stored weight. */
+#define DISTANCE 8
+
 /* yt (rows x batch) = W (rows x cols, CSR) @ xt (cols x batch) + bias (rows, may be NULL). */
 void dst_spmm(int64_t rows, int64_t batch, const int64_t *RESTRICT rowptr,
               const int64_t *RESTRICT col, const float *RESTRICT val, const float *RESTRICT xt,
               const float *RESTRICT bias, float *RESTRICT yt, int threads) {
+    const int64_t nnz = rowptr[rows];
 #pragma omp parallel for schedule(dynamic, 16) num_threads(threads)
     for (int64_t i = 0; i < rows; ++i) {
         const float init = bias ? bias[i] : 0.0f;
+#define PREFETCH_AHEAD \
+    if (k + DISTANCE < nnz) __builtin_prefetch(xt + col[k + DISTANCE] * batch + c0)
         ROW_SUM(yt + i * batch, init, batch, rowptr[i], rowptr[i + 1], val[k], xt + col[k] * batch);
     }
 }
@@ -102,8 +112,12 @@ void dst_spmm_t(int64_t cols, int64_t batch, const int64_t *RESTRICT colptr,
                 const int64_t *RESTRICT row, const int64_t *RESTRICT perm,
                 const float *RESTRICT val, const float *RESTRICT dyt, float *RESTRICT dxt,
                 int threads) {
+    const int64_t nnz = colptr[cols];
 #pragma omp parallel for schedule(dynamic, 16) num_threads(threads)
     for (int64_t j = 0; j < cols; ++j) {
+#undef PREFETCH_AHEAD
+#define PREFETCH_AHEAD \
+    if (k + DISTANCE < nnz) __builtin_prefetch(dyt + row[k + DISTANCE] * batch + c0)
         ROW_SUM(dxt + j * batch, 0.0f, batch, colptr[j], colptr[j + 1], val[perm[k]],
                 dyt + row[k] * batch);
     }
@@ -114,11 +128,14 @@ void dst_spmm_t(int64_t cols, int64_t batch, const int64_t *RESTRICT colptr,
 void dst_sddmm(int64_t rows, int64_t batch, const int64_t *RESTRICT rowptr,
                const int64_t *RESTRICT col, const float *RESTRICT dyt, const float *RESTRICT xt,
                float *RESTRICT gval, int threads) {
+    const int64_t nnz = rowptr[rows];
 #pragma omp parallel for schedule(dynamic, 16) num_threads(threads)
     for (int64_t i = 0; i < rows; ++i) {
         const float *RESTRICT g = dyt + i * batch;
-        for (int64_t k = rowptr[i]; k < rowptr[i + 1]; ++k)
+        for (int64_t k = rowptr[i]; k < rowptr[i + 1]; ++k) {
+            if (k + DISTANCE < nnz) __builtin_prefetch(xt + col[k + DISTANCE] * batch);
             gval[k] = dot(g, xt + col[k] * batch, batch);
+        }
     }
 }
 
