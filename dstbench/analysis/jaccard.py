@@ -368,6 +368,42 @@ def overlap_png(group: Group) -> bytes:
     return png_bytes(figure)
 
 
+def _asks_overlap(spec: Mapping[str, Any]) -> bool:
+    return bool(spec.get("jaccard_at_init")) or len(spec.get("compare_criteria") or []) > 1
+
+
+def missing_overlap(entries: Sequence[Entry]) -> list[str]:
+    """One line per kind (at initialisation, during training) of the runs that asked for the
+    overlap and have none to show (failed, not run yet, or without overlap data), so that a
+    missing part of the study is said, never silently left out."""
+    lines = []
+    for at_init, kind in ((True, "at initialisation (Fig. 6a)"), (False, "during training")):
+        asked = [
+            e
+            for e in entries
+            if _asks_overlap(e.spec) and bool(e.spec.get("jaccard_at_init")) == at_init
+        ]
+        absent = [
+            e
+            for e in asked
+            if e.status != "ok" or e.record is None or run_overlap(e.record) is None
+        ]
+        if not absent:
+            continue
+        why: dict[str, int] = {}
+        for e in absent:
+            reason = "not run yet" if e.record is None else e.status
+            reason = "no overlap recorded" if reason == "ok" else reason
+            why[reason] = why.get(reason, 0) + 1
+        counts = ", ".join(f"{n} {reason}" for reason, n in sorted(why.items()))
+        part = "is missing" if len(absent) == len(asked) else "is incomplete"
+        lines.append(
+            f"**The overlap {kind} {part}:** {len(absent)} of its {len(asked)} runs have no "
+            f"overlap to show ({counts})."
+        )
+    return lines
+
+
 def overlap_report(results: Results, *, stem: str = "overlap") -> Report:
     """Jaccard matrices per layer and pooled, their evolution, and a heatmap per group."""
     groups = overlap_groups(results.entries, results.title)
@@ -385,6 +421,9 @@ def overlap_report(results: Results, *, stem: str = "overlap") -> Report:
         "for a pruned fraction ζ, averaged the same way.",
         "",
     ]
+    missing = missing_overlap(results.entries)
+    if missing:
+        out += [*missing, ""]
     figures: dict[str, bytes] = {}
     for group in groups:
         name = figure_name(stem, group.title)
