@@ -115,11 +115,13 @@ def test_cells_bold_ranks_and_footer(tmp_path, registry):
     # d=0.1: mest[lam=1.0] vs magnitude has diffs 5, 6 over two shared seeds (t(1) interval
     # includes 0: a tie); static's diffs 10, 10 exclude 0. d=0.2: magnitude's diffs to
     # mest[lam=1.0] are 1, 2, 3 ([-0.48, 4.48]: a tie); mest[lam=0.1]'s are 3, 3 (not).
+    # ‡: a cell of two seeds has a t(1) interval of ± 12.7 × its standard error, which holds
+    # the mean of every other row of its column: too wide to rank.
     assert rows == {
         "dense": ["99.00 ± 1.00", "99.00 ± 1.00", "ref."],
-        "static": ["82.00 ± 2.00", "89.00 ± 1.41 (2/3)", "4.00 [3.5, 4.0]"],
-        "magnitude": ["**91.00 ± 1.41** (2/3)", "**95.00 ± 0.00**", "1.75 [1.0, 2.5]"],
-        "mest[lam=0.1]": ["**91.00 ± 0.00**", "94.00 ± 1.41 (2/3)", "2.25 [1.0, 3.0]"],
+        "static": ["82.00 ± 2.00", "89.00 ± 1.41 (2/3) ‡", "4.00 [3.5, 4.0]"],
+        "magnitude": ["**91.00 ± 1.41** (2/3) ‡", "**95.00 ± 0.00**", "1.75 [1.0, 2.5]"],
+        "mest[lam=0.1]": ["**91.00 ± 0.00**", "94.00 ± 1.41 (2/3) ‡", "2.25 [1.0, 3.0]"],
         "mest[lam=1.0]": ["**86.00 ± 1.00**", "**97.00 ± 1.00**", "2.00 [1.0, 3.0]"],
     }
     assert "| method        |   d=0.1 |" not in markdown  # headers carry the densities
@@ -257,8 +259,8 @@ def test_a_folder_of_records_without_manifest(tmp_path, registry):
     markdown = render_leaderboard(loose, stat="std").markdown
     rows = table_rows(markdown, "growth: gradient")
     # without a manifest nothing is known to be missing: counts are over the records found
-    assert rows["static"][1] == "89.00 ± 1.41"
-    assert rows["magnitude"][0] == "**91.00 ± 1.41** (2/3)"  # its failed run is on disk
+    assert rows["static"][1] == "89.00 ± 1.41 ‡"
+    assert rows["magnitude"][0] == "**91.00 ± 1.41** (2/3) ‡"  # its failed run is on disk
     assert "Not averaged in: 1 failed, 1 diverged." in markdown
 
 

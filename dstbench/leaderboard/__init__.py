@@ -57,6 +57,8 @@ class Leaderboard:
 
     #: ``(path, why)`` of the records left out because they are not trusted.
     untrusted: tuple[tuple[Path, str], ...] = ()
+    #: The spread of the cells, drawn as the plots' band (``t``, ``bootstrap`` or ``std``).
+    stat: str = "t"
 
     def png(self, name: str) -> bytes:
         """The PNG of plot ``name`` (see :meth:`image`)."""
@@ -69,10 +71,11 @@ class Leaderboard:
         board = self.plots[name]
         key = self.sweeps.get(name)
         if key is None:
-            return board_image(board, fmt)
+            return board_image(board, fmt, self.stat)
         panels = sweep_panels(self.entries[name], key)
         with matplotlib.rc_context({"svg.hashsalt": "dstbench", "svg.fonttype": "none"}):
-            return sweep_png(panels, key, f"{board.title}: test accuracy vs {key}", fmt=fmt)
+            title = f"{board.title}: test accuracy vs {key}"
+            return sweep_png(panels, key, title, fmt=fmt, stat=self.stat)
 
 
 Dirs = str | Path | Sequence[str | Path]
@@ -173,6 +176,7 @@ def render_leaderboard(
         sweeps=sweeps,
         entries=board_entries,
         untrusted=results.untrusted,
+        stat=stat,
     )
 
 
