@@ -156,7 +156,7 @@ def test_provenance_header_comes_from_the_records(tmp_path, registry):
     )
     assert header["dstbench"] == "0.1.0"
     assert header["plugins"] == "dstbench 0.1.0: builtin-criteria; dstbench-extra 0.2.0: extra"
-    assert header["torch"] == "2.14.1 (CUDA none)"
+    assert header["torch"] == "2.14.1 (CPU build)"
     assert header["device"] == "cpu (x86_64)"
     assert header["executor"] == "local, 2 workers"
     # 26 records written, dated by their cell's position (see make_results)
@@ -334,3 +334,38 @@ def test_row_labels_never_show_python_reprs(tmp_path, registry):
     markdown = render_leaderboard(results).markdown
     assert "compare_criteria=[magnitude,snip]" in markdown
     assert "{'name'" not in markdown and "'params'" not in markdown
+
+
+def _header_rows(markdown):
+    top = markdown.split("Cells:", 1)[0].splitlines()
+    return [
+        [c.strip() for c in line.strip("|").split("|")] for line in top if line.startswith("| ")
+    ]
+
+
+def test_provenance_rows_are_wrapped_and_say_a_cuda_build_ran_on_the_cpu(tmp_path, registry):
+    many = [
+        {"name": f"plugin-{i}", "distribution": f"dstbench-plugin-number-{i}", "version": "1.0"}
+        for i in range(8)
+    ]
+
+    def extra(record):
+        record["provenance"].update(
+            torch="2.14.1+cu130", cuda="13.0", device="cpu", device_name="cpu (x86_64)"
+        )
+        record["provenance"]["plugins"] = many
+
+    results, _ = make_results(tmp_path, registry)
+    for path in (results / "runs").glob("*.json"):
+        record = json.loads(path.read_text())
+        extra(record)
+        path.write_text(json.dumps(record))
+    rows = _header_rows(render_leaderboard(results).markdown)
+    fields = [r[0] for r in rows]
+    assert ["torch", "2.14.1+cu130 (a CUDA 13.0 build, run on the CPU)"] in rows
+    first = fields.index("plugins")
+    plugins = [rows[first][1]]
+    plugins += [r[1] for r in rows[first + 1 :] if r[0] == ""]
+    assert len(plugins) == 4 and all(len(p) <= 90 for p in plugins)
+    text = " ".join(plugins).replace("; ", ";").split(";")
+    assert text == [f"dstbench-plugin-number-{i} 1.0: plugin-{i}" for i in range(8)]

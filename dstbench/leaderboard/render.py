@@ -7,7 +7,8 @@ in a fixed order with fixed number formats, so the same records always give the 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,8 +265,38 @@ def _joined(values: Iterable[Any]) -> str:
     return ", ".join(distinct) if distinct else "unknown"
 
 
+#: Widest value in a provenance row; longer ones continue on rows with an empty field.
+PROVENANCE_WIDTH = 90
+
+
+def _wrapped(field: str, parts: Sequence[str], sep: str = "; ") -> list[list[str]]:
+    """``field``'s value as rows of at most :data:`PROVENANCE_WIDTH` characters, broken
+    between ``parts`` (and inside a part only when it alone is too long)."""
+    lines: list[str] = []
+    for part in parts:
+        pieces = textwrap.wrap(part, PROVENANCE_WIDTH) or [""]
+        if lines and len(lines[-1]) + len(sep) + len(pieces[0]) <= PROVENANCE_WIDTH:
+            lines[-1] += sep + pieces.pop(0)
+        elif lines:
+            lines[-1] += sep.rstrip()
+        lines += pieces
+    return [[field if i == 0 else "", line] for i, line in enumerate(lines or ["unknown"])]
+
+
+def _torch_text(block: Mapping[str, Any]) -> str:
+    """``2.14.1+cu130 (a CUDA 13.0 build, run on the CPU)``: the build and what ran it."""
+    cuda = block.get("cuda")
+    if not cuda:
+        return f"{block.get('torch')} (CPU build)"
+    device = str(block.get("device") or "")
+    if device.startswith("cpu"):
+        return f"{block.get('torch')} (a CUDA {cuda} build, run on the CPU)"
+    return f"{block.get('torch')} (CUDA {cuda})"
+
+
 def provenance_rows(entries: Sequence[Entry]) -> list[list[str]]:
-    """``[field, value]`` rows from the records' provenance and execution blocks."""
+    """``[field, value]`` rows from the records' provenance and execution blocks, values
+    wrapped at :data:`PROVENANCE_WIDTH` characters (continued on rows with no field)."""
     records = [e.record for e in entries if e.record is not None]
     prov = [r.get("provenance") or {} for r in records]
     plugins: dict[tuple[str, str], set[str]] = {}
@@ -273,13 +304,12 @@ def provenance_rows(entries: Sequence[Entry]) -> list[list[str]]:
         for plugin in block.get("plugins") or []:
             key = (str(plugin.get("distribution") or "-"), str(plugin.get("version") or "-"))
             plugins.setdefault(key, set()).add(str(plugin.get("name")))
-    plugin_text = "; ".join(
+    plugin_parts = [
         f"{dist} {version}: {', '.join(sorted(names))}"
         for (dist, version), names in sorted(plugins.items())
-    )
-    torch_text = _joined(
-        f"{p.get('torch')} (CUDA {p.get('cuda') or 'none'})" for p in prov if p.get("torch")
-    )
+    ]
+    torch_parts = sorted({_torch_text(p) for p in prov if p.get("torch")}) or ["unknown"]
+    devices = sorted({str(p["device_name"]) for p in prov if p.get("device_name")})
     dates = sorted(str(p["date"])[:10] for p in prov if p.get("date"))
     date_text = (
         "unknown"
@@ -297,11 +327,11 @@ def provenance_rows(entries: Sequence[Entry]) -> list[list[str]]:
     )
     return [
         ["dstbench", _joined(p.get("dstbench") for p in prov)],
-        ["plugins", plugin_text or "unknown"],
-        ["torch", torch_text],
+        *_wrapped("plugins", plugin_parts or ["unknown"]),
+        *_wrapped("torch", torch_parts),
         ["python", _joined(p.get("python") for p in prov)],
-        ["device", _joined(p.get("device_name") for p in prov)],
-        ["executor", executors],
+        *_wrapped("device", devices or ["unknown"]),
+        *_wrapped("executor", [executors]),
         ["engine", engines],
         ["date (UTC, from the records)", date_text],
     ]
