@@ -148,3 +148,35 @@ def test_batched_engine_falls_back_per_run_for_at_init_runs(order):
     groups = make_groups(specs, lambda s: s, 0, 1)
     assert sorted(len(g) for g in groups) == [2, 2]
     assert all(len({bool(s.jaccard_at_init) for s in g}) == 1 for g in groups)
+
+
+SIX = ["set", "magnitude", "mest", "snip", "rsensitivity", "random"]
+
+
+def test_overlap_figure_is_readable_at_fifteen_pairs(tmp_path):
+    from dstbench.analysis.jaccard import overlap_figure, overlap_groups
+
+    folder = tmp_path / "six"
+    folder.mkdir()
+    for seed in (0, 1):
+        spec = {**TRAINED, "compare_criteria": SIX, "seed": seed}
+        record = execute(spec)
+        assert record["status"] == "ok"
+        (folder / f"{record['run_id']}.json").write_text(json.dumps(record))
+    (group,) = overlap_groups(load_results(folder).entries, "six")
+    figure = overlap_figure(group)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    evolution = next(ax for ax in figure.axes if ax.get_legend() is not None)
+    legend = evolution.get_legend().get_window_extent(renderer)
+    plot = evolution.get_window_extent(renderer)
+    assert legend.x0 >= plot.x1  # beside the curves, never on them
+    lines = [line for line in evolution.get_lines() if line.get_label() != "chance ζ/(2−ζ)"]
+    assert len(lines) == 15
+    assert len({(line.get_color(), line.get_linestyle()) for line in lines}) == 15
+    # a heatmap for the pooled sets and one per layer, each with all 36 cells annotated
+    layers = len(group.scopes) - 1
+    heatmaps = [ax for ax in figure.axes if ax.images]
+    assert len(heatmaps) == 1 + layers
+    assert all(len(ax.texts) == 36 for ax in heatmaps)
+    assert all(text.get_fontsize() >= 6.5 for ax in heatmaps for text in ax.texts)
