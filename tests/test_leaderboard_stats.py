@@ -107,6 +107,7 @@ def test_several_directories_are_merged_by_run_id(tmp_path, registry):
             shutil.copy(path, target / "runs" / path.name)
     merged = render_leaderboard([first, second], tmp_path / "lb.md", stat="std").markdown
     rows = table_rows(merged, GRADIENT)
+
     # no manifest: (k/n) counts the records found, so compare the values only
     def values(cells):
         return [c.split(" (")[0].removesuffix(" ‡") for c in cells][:2]
