@@ -180,3 +180,17 @@ def test_overlap_figure_is_readable_at_fifteen_pairs(tmp_path):
     assert len(heatmaps) == 1 + layers
     assert all(len(ax.texts) == 36 for ax in heatmaps)
     assert all(text.get_fontsize() >= 6.5 for ax in heatmaps for text in ax.texts)
+
+
+def test_the_leaderboard_leaves_at_init_runs_out_of_its_tables(tmp_path, registry):
+    from dstbench.leaderboard import render_leaderboard
+
+    def outcome(spec):
+        return "ok" if spec.get("jaccard_at_init") else 0.9 + 0.01 * spec["seed"]
+
+    root = write_results(tmp_path, registry, JACCARD_LIKE, outcome)
+    markdown = render_leaderboard(root).markdown
+    assert "2 overlap-at-initialisation run(s) (`jaccard_at_init`" in markdown
+    assert "jaccard_at_init=" not in markdown  # no row or label of theirs
+    table = markdown.split("| method", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    assert [line.split("|")[1].strip() for line in table] == ["magnitude", "snip"]

@@ -22,6 +22,7 @@ from dstbench.leaderboard.render import (
     STATS,
     Style,
     leaderboard_markdown,
+    trained_entries,
 )
 from dstbench.leaderboard.sweep import sweep_panels, sweep_png, swept_value
 from dstbench.leaderboard.table import Board, _varying_keys, build_boards, slug
@@ -133,12 +134,13 @@ def render_leaderboard(
     dirs = _dirs(results_dir)
     results = load_many(dirs, all_records=all_records)
     target = Path(output) if output is not None else Path(dirs[0]) / DEFAULT_NAME
-    boards = build_boards(results.entries)
+    trained = trained_entries(results.entries)
+    boards = build_boards(trained)
     if reference is not None:
         check_reference(boards, reference)
     style = Style(stat=stat, reference=reference or DEFAULT_REFERENCE)
-    secondary = build_boards(results.entries, metric=SECONDARY_METRIC)
-    movement = build_boards(results.entries, metric=MASK_RETAINED)
+    secondary = build_boards(trained, metric=SECONDARY_METRIC)
+    movement = build_boards(trained, metric=MASK_RETAINED)
     plots: dict[str, Board] = {}
     sweeps: dict[str, str] = {}
     board_entries: dict[str, list[Entry]] = {}

@@ -238,6 +238,12 @@ def _clip(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def trained_entries(entries: Sequence[Entry]) -> list[Entry]:
+    """The entries that train a model (all but overlap-at-initialisation runs, which have no
+    accuracy to tabulate)."""
+    return [e for e in entries if not e.spec.get("jaccard_at_init")]
+
+
 def legend(style: Style) -> str:
     """What the cells, bold, marks and ranks of every table mean."""
     return (
@@ -392,6 +398,14 @@ def leaderboard_markdown(
                 f"- `{Path(os.path.relpath(path, output_dir)).as_posix()}`: {why}"
                 for path, why in results.untrusted
             ),
+            "",
+        ]
+    at_init = len(entries) - len(trained_entries(entries))
+    if at_init:
+        out += [
+            f"{at_init} overlap-at-initialisation run(s) (`jaccard_at_init`: one pruning step "
+            "on the untrained network, no accuracy) are not in the tables; `dstbench analyze "
+            "overlap` reads them.",
             "",
         ]
     out += [legend(style), ""]
