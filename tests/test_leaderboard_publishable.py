@@ -34,7 +34,7 @@ baselines = ["dense", "static"]
 fidelity = "paper"
 """
 
-DEFAULTS = {"criterion": {"mest": {"lam": 1.0}, "magnitude": {}}}
+DEFAULTS = {"criterion": {"mest": {"lam": 1.0}, "magnitude": {}, "random": {}}}
 
 
 def _accuracy(spec):
@@ -175,3 +175,31 @@ def test_few_seeds_and_too_wide_cells_are_flagged(tmp_path, registry):
     detail = report.split("<details>", 1)[1]
     assert "| 0.1       | mlp on digits, growth gradient | magnitude, mest[lam=0.5] ‡ |" in detail
     assert "seeds per cell" in detail and "| 2 " in detail
+
+
+def test_collapsed_rows_do_not_keep_a_wide_cell_ranked(tmp_path, registry):
+    text = ONE_LAM.replace(
+        'criteria = ["magnitude", {name = "mest", lam = 0.5}]',
+        'criteria = ["magnitude", {name = "mest", lam = 0.5}, "random"]',
+    )
+
+    def accuracy(spec):
+        if spec["method"] == "dst" and spec["criterion"]["name"] == "random":
+            return 0.10  # collapsed: every run at chance
+        if spec["method"] == "dst" and spec["criterion"]["name"] == "mest":
+            return (0.95, 0.55, 0.75)[spec["seed"]]  # 75.00 ± 49.69
+        return _accuracy(spec)
+
+    def fill(record):
+        _provenance("single")(record)
+        if (record["spec"].get("criterion") or {}).get("name") == "random":
+            record["health"] = {"at_chance": True}
+
+    root = write_results(tmp_path, registry, text, accuracy, extra=fill)
+    rows = _rows(render_leaderboard(root).markdown, "growth: gradient")
+    assert rows["random"][0] == "10.00 ± 0.00 †3"
+    half = sp.t.ppf(0.975, 2) * sp.sem([95, 55, 75])
+    # bold (its paired difference to the best is not significant) and flagged: its interval
+    # holds static's 81 and magnitude's 91; the collapsed row does not keep it ranked
+    assert rows["mest[lam=0.5]"][0] == f"**75.00 ± {half:.2f}** ‡"
+    assert "‡" not in rows["static"][0] + rows["magnitude"][0] + rows["random"][0]

@@ -152,8 +152,9 @@ def winners_report(results: Results, *, stem: str = "winners") -> Report:
         "when fewer than two seeds are shared). `k`: sole best in k setups; `(+t tied)`: best "
         "together with others in t more. Static and dense baselines do not compete. Per "
         f"setup below: `{WIDE_MARK}` marks a best row whose interval is too wide to rank (it "
-        "holds the mean of every other row of its column), and *seeds per cell* says how few "
-        f"seeds back the ties (fewer than {FEW_SEEDS}: read a tie as *not separated*).",
+        "holds the mean of every other row of its column that left chance level), and "
+        f"*seeds per cell* says how few seeds back the ties (fewer than {FEW_SEEDS}: read a "
+        "tie as *not separated*).",
         "",
         f"![best criterion per density]({name})",
         "",

@@ -251,7 +251,7 @@ def legend(style: Style) -> str:
         f"of the n seeds have a result; `{CHANCE_MARK}k`: k of the runs never left chance "
         "level (training collapsed; see the record's `health`); "
         f"`{WIDE_MARK}`: the cell's interval is too wide to rank (it holds the mean of every "
-        "other sparse row of its column). **Bold**: the best sparse "
+        "other sparse row of its column that left chance level). **Bold**: the best sparse "
         "method at that density, and every sparse method whose difference to it is not "
         "significant (95% t interval of the paired per-seed difference includes zero; "
         "Welch's interval when fewer than two seeds are shared; with one seed, only an "

@@ -161,9 +161,17 @@ class Table:
 
     def too_wide(self, density: float, method: str = "t") -> set[str]:
         """Labels of the sparse rows at ``density`` whose 95% interval is too wide to rank:
-        it holds the mean of every other sparse row of the column (at least two), so the
-        row could rank anywhere and its place, bold or not, says nothing."""
-        sparse = [r for r in self.rows if r.method != "dense" and r.cell(density).values]
+        it holds the mean of every other sparse row of the column that left chance level
+        (at least two), so the row could rank anywhere among them and its place, bold or
+        not, says nothing. Rows whose every run collapsed (†) rank last whatever the noise,
+        so they do not count."""
+        sparse = [
+            r
+            for r in self.rows
+            if r.method != "dense"
+            and r.cell(density).values
+            and r.cell(density).at_chance < len(r.cell(density).values)
+        ]
         if len(sparse) < 3:
             return set()
         wide = set()
