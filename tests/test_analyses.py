@@ -217,6 +217,11 @@ def test_update_period_table_and_figure(tmp_path, registry, capsys):
     assert rows["magnitude"][0] == f"{89.375 + 1:.2f} ± {half:.2f}"
     assert rows["magnitude"][3] == "–"  # DST rows are swept
     assert rows["static"][:3] == ["–", "–", "–"] and rows["static"][3] == f"81.00 ± {half:.2f}"
+    # the paired test against static, as in the leaderboard: the seeds cancel out exactly
+    paired = section.split("Paired difference to static", 1)[1].split("\n\n")[1].splitlines()
+    snip = [c.strip() for c in paired[3].strip("|").split("|")]
+    assert snip[0] == "snip"
+    assert snip[2:] == ["+7.50 ± 0.00 ▲ (n=3)", "+0.00 ± 0.00 (n=3)"]  # ΔT = 100, 400
     assert (root / "update-period-mlp-on-digits.png").read_bytes()[:4] == b"\x89PNG"
 
 
