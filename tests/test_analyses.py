@@ -217,6 +217,11 @@ def test_update_period_table_and_figure(tmp_path, registry, capsys):
     assert rows["magnitude"][0] == f"{89.375 + 1:.2f} ± {half:.2f}"
     assert rows["magnitude"][3] == "–"  # DST rows are swept
     assert rows["static"][:3] == ["–", "–", "–"] and rows["static"][3] == f"81.00 ± {half:.2f}"
+    # the paired test against static, as in the leaderboard: the seeds cancel out exactly
+    paired = section.split("Paired difference to static", 1)[1].split("\n\n")[1].splitlines()
+    snip = [c.strip() for c in paired[3].strip("|").split("|")]
+    assert snip[0] == "snip"
+    assert snip[2:] == ["+7.50 ± 0.00 ▲ (n=3)", "+0.00 ± 0.00 (n=3)"]  # ΔT = 100, 400
     assert (root / "update-period-mlp-on-digits.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -518,3 +523,44 @@ def test_load_results_gives_typed_records_and_a_frame(tmp_path, registry):
     assert frame["test_accuracy"].tolist() == [r.test_accuracy for r in runs]
     with pytest.raises(DstbenchError, match="no such results directory"):
         dstbench.load_results(tmp_path / "missing")
+
+
+SWEPT_DENSITY = """
+name = "dens"
+model = "mlp"
+dataset = "digits"
+densities = [0.05, 0.2]
+criteria = ["magnitude", "snip"]
+seeds = [0, 1]
+baselines = ["dense", "static"]
+"""
+
+
+def _density_accuracy(spec):
+    if spec["method"] == "dense":
+        return 0.95
+    base = {"static": 0.7, "dst": 0.8}[spec["method"]]
+    return base + spec["density"] / 10 + 0.01 * spec["seed"]
+
+
+def test_sweep_along_the_density(tmp_path, registry):
+    root = write_results(tmp_path, registry, SWEPT_DENSITY, _density_accuracy)
+    assert main(["analyze", "sweep", "density", str(root), "-o", str(tmp_path / "d.md")]) == 0
+    text = (tmp_path / "d.md").read_text()
+    after = text.split("### mlp on digits, growth: gradient\n\n", 1)[1].split("\n\n")
+    section = after[0]
+    lines = section.splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header == ["method", "density=0.05", "density=0.2", "not swept"]
+    split = ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])
+    rows = {cells[0]: cells[1:] for cells in split}
+    assert rows["dense"] == ["–", "–", "95.00 ± 0.00"]
+    half = sp.t.ppf(0.975, 1) * sp.sem([0.0, 1.0])
+    assert rows["static"] == [f"71.00 ± {half:.2f}", f"72.50 ± {half:.2f}", "–"]
+    assert rows["magnitude"] == [f"81.00 ± {half:.2f}", f"82.50 ± {half:.2f}", "–"]
+    assert (tmp_path / "d-mlp-on-digits.png").read_bytes()[:4] == b"\x89PNG"
+    # and, as for every sweep, the paired difference to static at the same density
+    assert after[1].startswith("Paired difference to static")
+    paired = after[2].splitlines()
+    magnitude = [c.strip() for c in paired[2].strip("|").split("|")]
+    assert magnitude == ["magnitude", "+10.00 ± 0.00 ▲ (n=2)", "+10.00 ± 0.00 ▲ (n=2)"]

@@ -115,11 +115,13 @@ def test_cells_bold_ranks_and_footer(tmp_path, registry):
     # d=0.1: mest[lam=1.0] vs magnitude has diffs 5, 6 over two shared seeds (t(1) interval
     # includes 0: a tie); static's diffs 10, 10 exclude 0. d=0.2: magnitude's diffs to
     # mest[lam=1.0] are 1, 2, 3 ([-0.48, 4.48]: a tie); mest[lam=0.1]'s are 3, 3 (not).
+    # ‡: a cell of two seeds has a t(1) interval of ± 12.7 × its standard error, which holds
+    # the mean of every other row of its column: too wide to rank.
     assert rows == {
         "dense": ["99.00 ± 1.00", "99.00 ± 1.00", "ref."],
-        "static": ["82.00 ± 2.00", "89.00 ± 1.41 (2/3)", "4.00 [3.5, 4.0]"],
-        "magnitude": ["**91.00 ± 1.41** (2/3)", "**95.00 ± 0.00**", "1.75 [1.0, 2.5]"],
-        "mest[lam=0.1]": ["**91.00 ± 0.00**", "94.00 ± 1.41 (2/3)", "2.25 [1.0, 3.0]"],
+        "static": ["82.00 ± 2.00", "89.00 ± 1.41 (2/3) ‡", "4.00 [3.5, 4.0]"],
+        "magnitude": ["**91.00 ± 1.41** (2/3) ‡", "**95.00 ± 0.00**", "1.75 [1.0, 2.5]"],
+        "mest[lam=0.1]": ["**91.00 ± 0.00**", "94.00 ± 1.41 (2/3) ‡", "2.25 [1.0, 3.0]"],
         "mest[lam=1.0]": ["**86.00 ± 1.00**", "**97.00 ± 1.00**", "2.00 [1.0, 3.0]"],
     }
     assert "| method        |   d=0.1 |" not in markdown  # headers carry the densities
@@ -154,7 +156,7 @@ def test_provenance_header_comes_from_the_records(tmp_path, registry):
     )
     assert header["dstbench"] == "0.1.0"
     assert header["plugins"] == "dstbench 0.1.0: builtin-criteria; dstbench-extra 0.2.0: extra"
-    assert header["torch"] == "2.14.1 (CUDA none)"
+    assert header["torch"] == "2.14.1 (CPU build)"
     assert header["device"] == "cpu (x86_64)"
     assert header["executor"] == "local, 2 workers"
     # 26 records written, dated by their cell's position (see make_results)
@@ -257,8 +259,8 @@ def test_a_folder_of_records_without_manifest(tmp_path, registry):
     markdown = render_leaderboard(loose, stat="std").markdown
     rows = table_rows(markdown, "growth: gradient")
     # without a manifest nothing is known to be missing: counts are over the records found
-    assert rows["static"][1] == "89.00 ± 1.41"
-    assert rows["magnitude"][0] == "**91.00 ± 1.41** (2/3)"  # its failed run is on disk
+    assert rows["static"][1] == "89.00 ± 1.41 ‡"
+    assert rows["magnitude"][0] == "**91.00 ± 1.41** (2/3) ‡"  # its failed run is on disk
     assert "Not averaged in: 1 failed, 1 diverged." in markdown
 
 
@@ -332,3 +334,38 @@ def test_row_labels_never_show_python_reprs(tmp_path, registry):
     markdown = render_leaderboard(results).markdown
     assert "compare_criteria=[magnitude,snip]" in markdown
     assert "{'name'" not in markdown and "'params'" not in markdown
+
+
+def _header_rows(markdown):
+    top = markdown.split("Cells:", 1)[0].splitlines()
+    return [
+        [c.strip() for c in line.strip("|").split("|")] for line in top if line.startswith("| ")
+    ]
+
+
+def test_provenance_rows_are_wrapped_and_say_a_cuda_build_ran_on_the_cpu(tmp_path, registry):
+    many = [
+        {"name": f"plugin-{i}", "distribution": f"dstbench-plugin-number-{i}", "version": "1.0"}
+        for i in range(8)
+    ]
+
+    def extra(record):
+        record["provenance"].update(
+            torch="2.14.1+cu130", cuda="13.0", device="cpu", device_name="cpu (x86_64)"
+        )
+        record["provenance"]["plugins"] = many
+
+    results, _ = make_results(tmp_path, registry)
+    for path in (results / "runs").glob("*.json"):
+        record = json.loads(path.read_text())
+        extra(record)
+        path.write_text(json.dumps(record))
+    rows = _header_rows(render_leaderboard(results).markdown)
+    fields = [r[0] for r in rows]
+    assert ["torch", "2.14.1+cu130 (a CUDA 13.0 build, run on the CPU)"] in rows
+    first = fields.index("plugins")
+    plugins = [rows[first][1]]
+    plugins += [r[1] for r in rows[first + 1 :] if r[0] == ""]
+    assert len(plugins) == 4 and all(len(p) <= 90 for p in plugins)
+    text = " ".join(plugins).replace("; ", ";").split(";")
+    assert text == [f"dstbench-plugin-number-{i} 1.0: plugin-{i}" for i in range(8)]

@@ -302,14 +302,12 @@ def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def overlap_png(group: Group) -> bytes:
-    """The pooled Jaccard matrix as a heatmap, and its evolution over training."""
-    labels = group.labels
-    matrix, chance = group.matrix(POOLED)
-    steps, means, chance_steps = group.evolution()
-    figure = new_figure(10.5 if len(steps) > 1 else 5.6, 4.6)
-    axes = figure.subplots(1, 2 if len(steps) > 1 else 1, squeeze=False)[0]
-    ax = axes[0]
+#: Line styles cycled with the colours, so that 15 pairs (6 criteria) stay apart.
+_STYLES = ("-", "--", "-.", ":")
+
+
+def _heatmap(ax: Any, labels: list[str], matrix: Mapping[str, stats.Interval], title: str) -> Any:
+    """One Jaccard matrix as an annotated heatmap on ``ax``; the image, for a colour bar."""
     grid = [
         [
             1.0 if a == b else (matrix[_pair(a, b)].estimate if _pair(a, b) in matrix else math.nan)
@@ -318,32 +316,51 @@ def overlap_png(group: Group) -> bytes:
         for a in labels
     ]
     image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis")
+    size = 8 if len(labels) <= 6 else 6.5
     for i, row in enumerate(grid):
         for j, value in enumerate(row):
             if not math.isnan(value):
-                ax.text(
-                    j,
-                    i,
-                    f"{value:.2f}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if value < 0.6 else "black",
-                )
+                color = "white" if value < 0.6 else "black"
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=size, color=color)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_title(title, fontsize=8)
+    return image
+
+
+def overlap_figure(group: Group) -> Any:
+    """The pooled Jaccard matrix and one per layer as heatmaps (a row of them), and below
+    them the pooled index over training, its legend beside the plot so that no curve is
+    hidden; each of the up to 20 pairs has its own colour and line style."""
+    labels = group.labels
+    layers = [s for s in group.scopes if s != POOLED]
+    steps, means, chance_steps = group.evolution()
+    heatmaps = 1 + len(layers)
+    cell = max(3.2, 0.55 * len(labels) + 1.2)
+    width = max(cell * heatmaps, 11.0 if len(steps) > 1 else 0.0)
+    height = cell + (4.2 if len(steps) > 1 else 0.0)
+    figure = new_figure(width, height)
+    figure.set_layout_engine("constrained")  # room for the outside legend and the colour bar
+    rows = 2 if len(steps) > 1 else 1
+    grid = figure.add_gridspec(rows, heatmaps, height_ratios=[cell, 4.2][:rows])
+    matrix, chance = group.matrix(POOLED)
     chance_text = f"chance {chance.estimate:.3f}" if chance is not None else "chance unknown"
-    ax.set_title(f"pooled Jaccard, mean over updates and runs ({chance_text})", fontsize=8)
-    figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    image = _heatmap(figure.add_subplot(grid[0, 0]), labels, matrix, f"pooled ({chance_text})")
+    for index, layer in enumerate(layers, 1):
+        per_layer, layer_chance = group.matrix(layer)
+        text = f"chance {layer_chance.estimate:.3f}" if layer_chance is not None else ""
+        _heatmap(figure.add_subplot(grid[0, index]), labels, per_layer, f"{layer} {text}".strip())
+    figure.colorbar(image, ax=figure.axes, fraction=0.02, pad=0.02)
     if len(steps) > 1:
-        ax = axes[1]
+        ax = figure.add_subplot(grid[1, :])
         colors = palette(list(means))
-        for pair, per in means.items():
+        for index, (pair, per) in enumerate(means.items()):
             xs = sorted(per)
             ax.plot(
                 xs,
                 [per[s] for s in xs],
                 color=colors[pair],
+                linestyle=_STYLES[(index // 10) % len(_STYLES)] if len(means) > 10 else "-",
                 linewidth=1.2,
                 label=pair.replace("|", " – "),
             )
@@ -354,18 +371,64 @@ def overlap_png(group: Group) -> bytes:
                 [chance_steps[s] for s in xs],
                 color="#888888",
                 linestyle=":",
-                linewidth=1.5,
+                linewidth=1.8,
                 label="chance ζ/(2−ζ)",
             )
         ax.set_xlabel("iteration")
         ax.set_ylabel("pooled Jaccard index")
         ax.set_ylim(0.0, 1.02)
-        ax.set_title("evolution over training", fontsize=9)
+        ax.set_title("evolution over training (mean over runs)", fontsize=9)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=5.5, loc="upper right", ncol=2)
+        ax.legend(
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            ncol=1 if len(means) <= 12 else 2,
+            borderaxespad=0.0,
+        )
     figure.suptitle(group.title, fontsize=10)
-    figure.tight_layout()
-    return png_bytes(figure)
+    return figure
+
+
+def overlap_png(group: Group) -> bytes:
+    """:func:`overlap_figure` as PNG bytes."""
+    return png_bytes(overlap_figure(group))
+
+
+def _asks_overlap(spec: Mapping[str, Any]) -> bool:
+    return bool(spec.get("jaccard_at_init")) or len(spec.get("compare_criteria") or []) > 1
+
+
+def missing_overlap(entries: Sequence[Entry]) -> list[str]:
+    """One line per kind (at initialisation, during training) of the runs that asked for the
+    overlap and have none to show (failed, not run yet, or without overlap data), so that a
+    missing part of the study is said, never silently left out."""
+    lines = []
+    for at_init, kind in ((True, "at initialisation (Fig. 6a)"), (False, "during training")):
+        asked = [
+            e
+            for e in entries
+            if _asks_overlap(e.spec) and bool(e.spec.get("jaccard_at_init")) == at_init
+        ]
+        absent = [
+            e
+            for e in asked
+            if e.status != "ok" or e.record is None or run_overlap(e.record) is None
+        ]
+        if not absent:
+            continue
+        why: dict[str, int] = {}
+        for e in absent:
+            reason = "not run yet" if e.record is None else e.status
+            reason = "no overlap recorded" if reason == "ok" else reason
+            why[reason] = why.get(reason, 0) + 1
+        counts = ", ".join(f"{n} {reason}" for reason, n in sorted(why.items()))
+        part = "is missing" if len(absent) == len(asked) else "is incomplete"
+        lines.append(
+            f"**The overlap {kind} {part}:** {len(absent)} of its {len(asked)} runs have no "
+            f"overlap to show ({counts})."
+        )
+    return lines
 
 
 def overlap_report(results: Results, *, stem: str = "overlap") -> Report:
@@ -385,6 +448,9 @@ def overlap_report(results: Results, *, stem: str = "overlap") -> Report:
         "for a pruned fraction ζ, averaged the same way.",
         "",
     ]
+    missing = missing_overlap(results.entries)
+    if missing:
+        out += [*missing, ""]
     figures: dict[str, bytes] = {}
     for group in groups:
         name = figure_name(stem, group.title)

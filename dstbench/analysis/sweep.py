@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from dstbench.analysis.report import Report, figure_name
 from dstbench.leaderboard.data import Results
-from dstbench.leaderboard.sweep import NOT_SWEPT, check_key, panel_markdown, sweep_panels, sweep_png
+from dstbench.leaderboard.sweep import (
+    NOT_SWEPT,
+    check_key,
+    density_text,
+    paired_to_static_markdown,
+    panel_markdown,
+    sweep_panels,
+    sweep_png,
+)
 
 
 def sweep_report(
@@ -40,6 +48,17 @@ def sweep_report(
         figures[name] = sweep_png(mine, key, f"{setup}: accuracy vs {key}", log)
         out += [f"## {setup}", "", f"![{setup}: accuracy vs {key}]({name})", ""]
         for panel in mine:
-            growth = f"growth: {panel.growth}, " if panel.growth else ""
-            out += [f"### {setup}, {growth}d={panel.density:g}", "", panel_markdown(panel, key), ""]
+            growth = f"growth: {panel.growth}" if panel.growth else ""
+            where = ", ".join(part for part in (growth, density_text(panel.density)) if part)
+            title = f"### {setup}, {where}" if where else f"### {setup}"
+            out += [title, "", panel_markdown(panel, key), ""]
+            paired = paired_to_static_markdown(panel, key)
+            if paired is not None:
+                out += [
+                    "Paired difference to static (points; mean over the seeds both have ± "
+                    "half-width of its 95% t interval; ▲/▼: the interval excludes zero):",
+                    "",
+                    paired,
+                    "",
+                ]
     return Report("\n".join(out).rstrip("\n") + "\n", figures)

@@ -18,6 +18,7 @@ from dstbench.analysis.report import Report, figure_name
 from dstbench.errors import DstbenchError
 from dstbench.leaderboard.data import Results
 from dstbench.leaderboard.figures import new_figure, palette, png_bytes
+from dstbench.leaderboard.render import FEW_SEEDS, WIDE_MARK
 from dstbench.leaderboard.table import Table, build_boards
 
 
@@ -28,8 +29,11 @@ class Tally:
     wins: dict[float, dict[str, int]] = field(default_factory=dict)
     ties: dict[float, dict[str, int]] = field(default_factory=dict)
     setups: dict[float, int] = field(default_factory=dict)
-    #: density -> setup -> the winning rows (for the detail table).
+    #: density -> setup -> the winning rows (for the detail table), ``‡`` marking those too
+    #: wide to rank (:meth:`Table.too_wide`).
     detail: dict[float, dict[str, list[str]]] = field(default_factory=dict)
+    #: density -> setup -> the fewest seeds behind a DST cell there.
+    seeds: dict[float, dict[str, int]] = field(default_factory=dict)
     rows: list[str] = field(default_factory=list)
 
 
@@ -57,8 +61,15 @@ def tally(results: Results) -> Tally:
                 for label in best:
                     per = counter.setdefault(density, {})
                     per[label] = per.get(label, 0) + 1
-                ordered = [r.label for r in dst.rows if r.label in best]
+                wide = table.too_wide(density)
+                ordered = [
+                    r.label + (f" {WIDE_MARK}" if r.label in wide else "")
+                    for r in dst.rows
+                    if r.label in best
+                ]
                 out.detail.setdefault(density, {})[setup] = ordered
+                counts = [len(r.cell(density).values) for r in dst.rows if r.cell(density).values]
+                out.seeds.setdefault(density, {})[setup] = min(counts)
     if not out.setups:
         msg = f"{results.title}: no finished DST run to compare (winners need DST criteria)"
         raise DstbenchError(msg)
@@ -139,7 +150,11 @@ def winners_report(results: Results, *, stem: str = "winners") -> Report:
         "DST row is the highest mean test accuracy together with every row whose 95% t "
         "interval of the paired per-seed difference to it includes zero (Welch's interval "
         "when fewer than two seeds are shared). `k`: sole best in k setups; `(+t tied)`: best "
-        "together with others in t more. Static and dense baselines do not compete.",
+        "together with others in t more. Static and dense baselines do not compete. Per "
+        f"setup below: `{WIDE_MARK}` marks a best row whose interval is too wide to rank (it "
+        "holds the mean of every other row of its column that left chance level), and "
+        f"*seeds per cell* says how few seeds back the ties (fewer than {FEW_SEEDS}: read a "
+        "tie as *not separated*).",
         "",
         f"![best criterion per density]({name})",
         "",
@@ -151,11 +166,12 @@ def winners_report(results: Results, *, stem: str = "winners") -> Report:
     detail_rows = []
     for density in densities:
         for setup, best in sorted(counts.detail[density].items()):
-            detail_rows.append([f"{density:g}", setup, ", ".join(best)])
+            seeds = counts.seeds[density][setup]
+            detail_rows.append([f"{density:g}", setup, ", ".join(best), str(seeds)])
     out += [
         tabulate(
             detail_rows,
-            headers=["density", "setup", "best (ties within CI)"],
+            headers=["density", "setup", "best (ties within CI)", "seeds per cell"],
             tablefmt="github",
             disable_numparse=True,
         ),

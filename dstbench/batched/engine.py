@@ -558,8 +558,10 @@ def train_group(
     if not specs:
         return
     if any(spec.jaccard_at_init for spec in specs):
-        # one pruning step on untrained weights: nothing to batch; the single engine does it
-        raise DstbenchError("batched engine: jaccard_at_init runs need the single engine")
+        yield from _split_at_init(
+            specs, plugins, device, data_root, download, artifact_dirs, progress, stream
+        )
+        return
     if len({group_key(spec) for spec in specs}) > 1:
         raise DstbenchError(
             "batched engine: these runs cannot train together (they differ in model, dataset "
@@ -660,6 +662,52 @@ def _train_part(
     except Exception as exc:
         group.fail_active(exc)
     return group.finish(started)
+
+
+def _split_at_init(
+    specs: Sequence[RunSpec],
+    plugins: LoadedPlugins,
+    device: torch.device,
+    data_root: str | None,
+    download: bool,
+    artifact_dirs: Sequence[Path | None] | None,
+    progress: GroupProgress | None,
+    stream: TextIO | None,
+) -> Iterator[RunRecord]:
+    """Records of a group that holds ``jaccard_at_init`` runs, in order: those runs (one
+    pruning step on untrained weights, nothing to batch) with the single engine, each
+    consecutive stretch of the others batched."""
+    dirs = list(artifact_dirs or [None] * len(specs))
+    start = 0
+    while start < len(specs):
+        at_init = specs[start].jaccard_at_init
+        end = start
+        while end < len(specs) and specs[end].jaccard_at_init == at_init:
+            end += 1
+
+        def shifted(index: int, info: dict[str, Any], first: int = start) -> None:
+            assert progress is not None
+            progress(first + index, info)
+
+        part = slice(start, end)
+        offset = shifted if progress else None
+        if at_init:
+            why = Unbatchable("jaccard_at_init runs train nothing, so there is nothing to stack")
+            yield from _Fallback(
+                specs[part], plugins, device, data_root, download, dirs[part], offset, stream
+            )(why)
+        else:
+            yield from train_group(
+                specs[part],
+                plugins=plugins,
+                device=device,
+                data_root=data_root,
+                download=download,
+                artifact_dirs=dirs[part],
+                progress=offset,
+                stream=stream,
+            )
+        start = end
 
 
 @dataclass

@@ -27,6 +27,8 @@ SHARED_KEYS: tuple[str, ...] = (
     "lr_gamma",
     "val_fraction",
     "validation",
+    # an overlap-at-initialisation run trains nothing: it falls back to the single engine
+    "jaccard_at_init",
 )
 
 T = TypeVar("T")

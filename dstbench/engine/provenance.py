@@ -26,8 +26,19 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.machine() or 'unknown'})"
 
 
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)
+
+
 def components_used(spec: RunSpec, plugins: LoadedPlugins) -> dict[str, dict[str, Any]]:
-    """For each component in ``spec``: its name and the plugin/distribution/version behind it."""
+    """For each component in ``spec``: its name, the plugin/distribution/version behind it and
+    its parameters' defaults."""
     used: dict[str, dict[str, Any]] = {}
     for key, ref in spec.components.items():
         kind = SPEC_KEY_KINDS[key.split("[", 1)[0]]
@@ -37,6 +48,8 @@ def components_used(spec: RunSpec, plugins: LoadedPlugins) -> dict[str, dict[str
             "plugin": info.plugin,
             "distribution": info.distribution,
             "version": info.version,
+            # a label shows every parameter that differs from these (see leaderboard.table)
+            "defaults": {k: _jsonable(v) for k, v in info.params.items()},
         }
     return used
 

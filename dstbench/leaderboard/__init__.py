@@ -22,6 +22,7 @@ from dstbench.leaderboard.render import (
     STATS,
     Style,
     leaderboard_markdown,
+    trained_entries,
 )
 from dstbench.leaderboard.sweep import sweep_panels, sweep_png, swept_value
 from dstbench.leaderboard.table import Board, _varying_keys, build_boards, slug
@@ -57,6 +58,8 @@ class Leaderboard:
 
     #: ``(path, why)`` of the records left out because they are not trusted.
     untrusted: tuple[tuple[Path, str], ...] = ()
+    #: The spread of the cells, drawn as the plots' band (``t``, ``bootstrap`` or ``std``).
+    stat: str = "t"
 
     def png(self, name: str) -> bytes:
         """The PNG of plot ``name`` (see :meth:`image`)."""
@@ -69,10 +72,11 @@ class Leaderboard:
         board = self.plots[name]
         key = self.sweeps.get(name)
         if key is None:
-            return board_image(board, fmt)
+            return board_image(board, fmt, self.stat)
         panels = sweep_panels(self.entries[name], key)
         with matplotlib.rc_context({"svg.hashsalt": "dstbench", "svg.fonttype": "none"}):
-            return sweep_png(panels, key, f"{board.title}: test accuracy vs {key}", fmt=fmt)
+            title = f"{board.title}: test accuracy vs {key}"
+            return sweep_png(panels, key, title, fmt=fmt, stat=self.stat)
 
 
 Dirs = str | Path | Sequence[str | Path]
@@ -130,12 +134,13 @@ def render_leaderboard(
     dirs = _dirs(results_dir)
     results = load_many(dirs, all_records=all_records)
     target = Path(output) if output is not None else Path(dirs[0]) / DEFAULT_NAME
-    boards = build_boards(results.entries)
+    trained = trained_entries(results.entries)
+    boards = build_boards(trained)
     if reference is not None:
         check_reference(boards, reference)
     style = Style(stat=stat, reference=reference or DEFAULT_REFERENCE)
-    secondary = build_boards(results.entries, metric=SECONDARY_METRIC)
-    movement = build_boards(results.entries, metric=MASK_RETAINED)
+    secondary = build_boards(trained, metric=SECONDARY_METRIC)
+    movement = build_boards(trained, metric=MASK_RETAINED)
     plots: dict[str, Board] = {}
     sweeps: dict[str, str] = {}
     board_entries: dict[str, list[Entry]] = {}
@@ -173,6 +178,7 @@ def render_leaderboard(
         sweeps=sweeps,
         entries=board_entries,
         untrusted=results.untrusted,
+        stat=stat,
     )
 
 

@@ -1,7 +1,8 @@
 """Leaderboard plots in the style of the paper's Figure 1.
 
 One PNG (for the markdown) and one SVG (for papers) per setup, one panel per growth method:
-test accuracy against density on a log axis, a line per criterion with a ±1 std band, the
+test accuracy against density on a log axis, a line per criterion with a band that is the
+tables' interval (the 95% t interval over seeds by default; ``--stat`` picks it for both), the
 static baseline in light blue with its own line style, and dense as a dashed horizontal line.
 Drawn with matplotlib's Agg canvas directly (no pyplot, no display needed) and saved without
 a software/date stamp, so that the same records give the same image.
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from dstbench.leaderboard.figures import new_figure, palette, png_bytes, svg_bytes
-from dstbench.leaderboard.table import Board, Row
+from dstbench.leaderboard.table import BANDS, Board, Row
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -24,7 +25,9 @@ STATIC_COLOR = "#74b9e7"
 DENSE_COLOR = "#222222"
 
 
-def _series(row: Row, densities: Sequence[float]) -> tuple[list[float], list[float], list[float]]:
+def _series(
+    row: Row, densities: Sequence[float], stat: str
+) -> tuple[list[float], list[float], list[float]]:
     xs, means, stds = [], [], []
     for density in densities:
         cell = row.cell(density)
@@ -32,30 +35,30 @@ def _series(row: Row, densities: Sequence[float]) -> tuple[list[float], list[flo
             continue
         xs.append(density)
         means.append(100 * cell.mean)
-        stds.append(100 * (cell.std or 0.0))
+        stds.append(100 * (cell.spread(stat) or 0.0))
     return xs, means, stds
 
 
-def board_png(board: Board) -> bytes:
-    """The PNG of one setup's board."""
-    return board_image(board, "png")
+def board_png(board: Board, stat: str = "t") -> bytes:
+    """The PNG of one setup's board (``stat``: the band, as in :data:`BANDS`)."""
+    return board_image(board, "png", stat)
 
 
-def board_svg(board: Board) -> bytes:
+def board_svg(board: Board, stat: str = "t") -> bytes:
     """The SVG of one setup's board (vector, for papers); the same records give the same bytes."""
-    return board_image(board, "svg")
+    return board_image(board, "svg", stat)
 
 
-def board_image(board: Board, fmt: str) -> bytes:
-    """One setup's board as ``png`` or ``svg`` bytes."""
+def board_image(board: Board, fmt: str, stat: str = "t") -> bytes:
+    """One setup's board as ``png`` or ``svg`` bytes, with a band of ``stat`` (the cells')."""
     import matplotlib
 
     with matplotlib.rc_context({"svg.hashsalt": "dstbench", "svg.fonttype": "none"}):
-        figure = _figure(board)
+        figure = _figure(board, stat)
         return png_bytes(figure) if fmt == "png" else svg_bytes(figure)
 
 
-def _figure(board: Board) -> Figure:
+def _figure(board: Board, stat: str) -> Figure:
     from matplotlib.ticker import FixedLocator, NullLocator
 
     panels = len(board.tables)
@@ -69,12 +72,12 @@ def _figure(board: Board) -> Figure:
                 cell = row.cell(1.0)
                 if cell.mean is None:
                     continue
-                mean, std = 100 * cell.mean, 100 * (cell.std or 0.0)
+                mean, std = 100 * cell.mean, 100 * (cell.spread(stat) or 0.0)
                 ax.axhline(mean, color=DENSE_COLOR, linestyle="--", linewidth=1.2, label=row.label)
                 if std:
                     ax.axhspan(mean - std, mean + std, color=DENSE_COLOR, alpha=0.06, linewidth=0)
                 continue
-            xs, means, stds = _series(row, table.densities)
+            xs, means, stds = _series(row, table.densities, stat)
             if not xs:
                 continue
             static = row.method == "static"
@@ -107,5 +110,6 @@ def _figure(board: Board) -> Figure:
         if ax.get_legend_handles_labels()[0]:  # a panel may have no finished run yet
             ax.legend(fontsize=7, loc="lower right")
     figure.suptitle(board.title, fontsize=11)
-    figure.tight_layout()
+    figure.text(0.5, 0.005, f"mean over seeds; band: {BANDS[stat]}", ha="center", fontsize=7)
+    figure.tight_layout(rect=(0, 0.03, 1, 1))
     return figure

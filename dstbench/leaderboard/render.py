@@ -7,7 +7,8 @@ in a fixed order with fixed number formats, so the same records always give the 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from tabulate import tabulate
 
 from dstbench.leaderboard import stats
 from dstbench.leaderboard.data import PENDING, Entry, Results
-from dstbench.leaderboard.table import DECIMALS, Board, CellStats, Row, Table
+from dstbench.leaderboard.setup import setup_markdown
+from dstbench.leaderboard.table import BANDS, DECIMALS, Board, CellStats, Row, Table
 
 #: Problem runs listed under a table before "... and N more".
 MAX_LISTED = 20
@@ -32,10 +34,14 @@ STATS: dict[str, str] = {
     "(2,000 resamples seeded from the values)",
     "std": "mean ± sample standard deviation over seeds",
 }
+#: Fewer seeds per cell than this are flagged under a table.
+FEW_SEEDS = 5
 #: The row paired comparisons are made against unless told otherwise.
 DEFAULT_REFERENCE = "magnitude"
 #: Marks a cell holding a run whose accuracy never left chance level.
 CHANCE_MARK = "†"
+#: Marks a cell whose interval is too wide to rank (:meth:`Table.too_wide`).
+WIDE_MARK = "‡"
 
 
 @dataclass(frozen=True)
@@ -51,18 +57,14 @@ class Style:
         return "bootstrap" if self.stat == "bootstrap" else "t"
 
 
-def cell_text(cell: CellStats, *, bold: bool, stat: str = "t") -> str:
-    """``97.78 ± 0.31``, with ``(k/n)`` when only k of n seeds have a result and ``†k`` when k
-    of them stayed at chance level."""
+def cell_text(cell: CellStats, *, bold: bool, stat: str = "t", wide: bool = False) -> str:
+    """``97.78 ± 0.31``, with ``(k/n)`` when only k of n seeds have a result, ``†k`` when k
+    of them stayed at chance level, and ``‡`` when ``wide`` (too wide to rank)."""
     mean = cell.mean
     if mean is None:
         return "–"
     text = f"{100 * mean:.{DECIMALS}f}"
-    if stat == "std":
-        spread = cell.std
-    else:
-        interval = cell.interval(stat)
-        spread = interval.half_width if interval is not None else None
+    spread = cell.spread(stat)
     if spread is not None:
         text += f" ± {100 * spread:.{DECIMALS}f}"
     if bold:
@@ -71,6 +73,8 @@ def cell_text(cell: CellStats, *, bold: bool, stat: str = "t") -> str:
         text += f" ({len(cell.values)}/{cell.expected})"
     if cell.at_chance:
         text += f" {CHANCE_MARK}{cell.at_chance}"
+    if wide:
+        text += f" {WIDE_MARK}"
     return text
 
 
@@ -91,6 +95,7 @@ def table_markdown(table: Table, style: Style | None = None) -> str:
     style = style or Style()
     headers = ["method", *(f"d={d:g}" for d in table.densities), "avg rank [95% CI]"]
     best = {d: table.best_rows(d) for d in table.densities}
+    wide = {d: table.too_wide(d, style.interval_method) for d in table.densities}
     rows = []
     partial = False
     for row in table.rows:
@@ -98,7 +103,8 @@ def table_markdown(table: Table, style: Style | None = None) -> str:
         for density in table.densities:
             cell = row.cell(density)
             bold = row.method != "dense" and row.label in best[density]
-            cells.append(cell_text(cell, bold=bold, stat=style.stat))
+            is_wide = row.method != "dense" and row.label in wide[density]
+            cells.append(cell_text(cell, bold=bold, stat=style.stat, wide=is_wide))
         rank, row_partial = _rank_text(row, table)
         partial = partial or row_partial
         rows.append([row.label, *cells, rank])
@@ -108,7 +114,22 @@ def table_markdown(table: Table, style: Style | None = None) -> str:
     )
     if partial:
         text += "\n\n\\* ranked on the densities where the row has results only."
-    return text
+    return text + "\n\n" + seeds_note(table)
+
+
+def seeds_note(table: Table) -> str:
+    """How many seeds back the table's bold ties and intervals, and whether that is few."""
+    fewest, most = table.seeds_per_cell()
+    if most == 0:
+        return "No sparse cell has a result yet."
+    count = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+    text = f"Seeds per cell: {count}; every tie in bold rests on at most {most} paired seeds"
+    if fewest < FEW_SEEDS:
+        text += (
+            f" (fewer than {FEW_SEEDS}: an interval this wide ties rows far apart; read bold "
+            f"as *not separated*, not as *equal*, and {WIDE_MARK} cells as unranked)"
+        )
+    return text + "."
 
 
 def movement_markdown(table: Table) -> str:
@@ -142,7 +163,7 @@ def paired_markdown(table: Table, reference: str) -> str | None:
         cells = []
         for density in table.densities:
             diff = stats.paired_difference(row.cell(density).by_seed, ref.cell(density).by_seed)
-            cells.append(_difference_text(diff))
+            cells.append(difference_text(diff))
         rows.append([row.label, *cells])
     if not rows:
         return None
@@ -153,7 +174,9 @@ def paired_markdown(table: Table, reference: str) -> str | None:
     )
 
 
-def _difference_text(diff: stats.Interval | None) -> str:
+def difference_text(diff: stats.Interval | None) -> str:
+    """``+1.23 ± 0.45 ▲ (n=3)``: a paired difference in points, its interval, its sign when
+    the interval excludes zero, and the seeds behind it; ``–`` when there is none."""
     if diff is None:
         return "–"
     text = f"{round(100 * diff.estimate, DECIMALS) + 0.0:+.{DECIMALS}f}"  # no "-0.00"
@@ -215,12 +238,20 @@ def _clip(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def trained_entries(entries: Sequence[Entry]) -> list[Entry]:
+    """The entries that train a model (all but overlap-at-initialisation runs, which have no
+    accuracy to tabulate)."""
+    return [e for e in entries if not e.spec.get("jaccard_at_init")]
+
+
 def legend(style: Style) -> str:
     """What the cells, bold, marks and ranks of every table mean."""
     return (
         f"Cells: test accuracy (%) of the final model, {STATS[style.stat]}; `(k/n)`: only k "
         f"of the n seeds have a result; `{CHANCE_MARK}k`: k of the runs never left chance "
-        "level (training collapsed; see the record's `health`). **Bold**: the best sparse "
+        "level (training collapsed; see the record's `health`); "
+        f"`{WIDE_MARK}`: the cell's interval is too wide to rank (it holds the mean of every "
+        "other sparse row of its column that left chance level). **Bold**: the best sparse "
         "method at that density, and every sparse method whose difference to it is not "
         "significant (95% t interval of the paired per-seed difference includes zero; "
         "Welch's interval when fewer than two seeds are shared; with one seed, only an "
@@ -240,8 +271,38 @@ def _joined(values: Iterable[Any]) -> str:
     return ", ".join(distinct) if distinct else "unknown"
 
 
+#: Widest value in a provenance row; longer ones continue on rows with an empty field.
+PROVENANCE_WIDTH = 90
+
+
+def _wrapped(field: str, parts: Sequence[str], sep: str = "; ") -> list[list[str]]:
+    """``field``'s value as rows of at most :data:`PROVENANCE_WIDTH` characters, broken
+    between ``parts`` (and inside a part only when it alone is too long)."""
+    lines: list[str] = []
+    for part in parts:
+        pieces = textwrap.wrap(part, PROVENANCE_WIDTH) or [""]
+        if lines and len(lines[-1]) + len(sep) + len(pieces[0]) <= PROVENANCE_WIDTH:
+            lines[-1] += sep + pieces.pop(0)
+        elif lines:
+            lines[-1] += sep.rstrip()
+        lines += pieces
+    return [[field if i == 0 else "", line] for i, line in enumerate(lines or ["unknown"])]
+
+
+def _torch_text(block: Mapping[str, Any]) -> str:
+    """``2.14.1+cu130 (a CUDA 13.0 build, run on the CPU)``: the build and what ran it."""
+    cuda = block.get("cuda")
+    if not cuda:
+        return f"{block.get('torch')} (CPU build)"
+    device = str(block.get("device") or "")
+    if device.startswith("cpu"):
+        return f"{block.get('torch')} (a CUDA {cuda} build, run on the CPU)"
+    return f"{block.get('torch')} (CUDA {cuda})"
+
+
 def provenance_rows(entries: Sequence[Entry]) -> list[list[str]]:
-    """``[field, value]`` rows from the records' provenance and execution blocks."""
+    """``[field, value]`` rows from the records' provenance and execution blocks, values
+    wrapped at :data:`PROVENANCE_WIDTH` characters (continued on rows with no field)."""
     records = [e.record for e in entries if e.record is not None]
     prov = [r.get("provenance") or {} for r in records]
     plugins: dict[tuple[str, str], set[str]] = {}
@@ -249,13 +310,12 @@ def provenance_rows(entries: Sequence[Entry]) -> list[list[str]]:
         for plugin in block.get("plugins") or []:
             key = (str(plugin.get("distribution") or "-"), str(plugin.get("version") or "-"))
             plugins.setdefault(key, set()).add(str(plugin.get("name")))
-    plugin_text = "; ".join(
+    plugin_parts = [
         f"{dist} {version}: {', '.join(sorted(names))}"
         for (dist, version), names in sorted(plugins.items())
-    )
-    torch_text = _joined(
-        f"{p.get('torch')} (CUDA {p.get('cuda') or 'none'})" for p in prov if p.get("torch")
-    )
+    ]
+    torch_parts = sorted({_torch_text(p) for p in prov if p.get("torch")}) or ["unknown"]
+    devices = sorted({str(p["device_name"]) for p in prov if p.get("device_name")})
     dates = sorted(str(p["date"])[:10] for p in prov if p.get("date"))
     date_text = (
         "unknown"
@@ -264,6 +324,7 @@ def provenance_rows(entries: Sequence[Entry]) -> list[list[str]]:
         if dates[0] == dates[-1]
         else (f"{dates[0]} to {dates[-1]}")
     )
+    engines = _joined(p.get("engine") for p in prov)
     execution = [r.get("execution") or {} for r in records]
     executors = _joined(
         f"{x.get('executor')}, {x.get('workers')} worker{'s' if x.get('workers') != 1 else ''}"
@@ -272,11 +333,12 @@ def provenance_rows(entries: Sequence[Entry]) -> list[list[str]]:
     )
     return [
         ["dstbench", _joined(p.get("dstbench") for p in prov)],
-        ["plugins", plugin_text or "unknown"],
-        ["torch", torch_text],
+        *_wrapped("plugins", plugin_parts or ["unknown"]),
+        *_wrapped("torch", torch_parts),
         ["python", _joined(p.get("python") for p in prov)],
-        ["device", _joined(p.get("device_name") for p in prov)],
-        ["executor", executors],
+        *_wrapped("device", devices or ["unknown"]),
+        *_wrapped("executor", [executors]),
+        ["engine", engines],
         ["date (UTC, from the records)", date_text],
     ]
 
@@ -338,13 +400,28 @@ def leaderboard_markdown(
             ),
             "",
         ]
+    at_init = len(entries) - len(trained_entries(entries))
+    if at_init:
+        out += [
+            f"{at_init} overlap-at-initialisation run(s) (`jaccard_at_init`: one pruning step "
+            "on the untrained network, no accuracy) are not in the tables; `dstbench analyze "
+            "overlap` reads them.",
+            "",
+        ]
     out += [legend(style), ""]
     moved = {b.title: b for b in movement}
     for board, second in zip(boards, secondary, strict=True):
         out += [f"## {board.title}", ""]
+        board_entries = list({e.run_id: e for t in board.tables for e in t.entries}.values())
+        out += [setup_markdown(board_entries), ""]
         if board.title in plots:
             axis = (sweeps or {}).get(board.title, "density")
-            out += [f"![{board.title}: test accuracy vs {axis}]({plots[board.title]})", ""]
+            out += [
+                f"![{board.title}: test accuracy vs {axis}]({plots[board.title]})",
+                "",
+                f"Plot: mean over seeds; band: {BANDS[style.stat]}, as in the tables.",
+                "",
+            ]
         moves = moved[board.title].tables if board.title in moved else [None] * len(board.tables)
         for table, table2, table3 in zip(board.tables, second.tables, moves, strict=True):
             heading = f"growth: {table.growth}" if table.growth else "baselines"

@@ -22,11 +22,13 @@ from tabulate import tabulate
 from dstbench.contracts.spec import format_component
 from dstbench.engine.spec import FIELDS
 from dstbench.errors import DstbenchError, choices_text, did_you_mean
+from dstbench.leaderboard import stats
 from dstbench.leaderboard.data import Entry
 from dstbench.leaderboard.figures import new_figure, palette, png_bytes, svg_bytes
-from dstbench.leaderboard.render import cell_text
+from dstbench.leaderboard.render import cell_text, difference_text
 from dstbench.leaderboard.table import (
     _COMPONENT_KEYS,
+    BANDS,
     CellStats,
     _component_labeler,
     _first_appearance,
@@ -55,7 +57,8 @@ class Panel:
 
     setup: str
     growth: str | None
-    density: float
+    #: None when the sweep is along the density itself.
+    density: float | None
     lines: list[Line]
     xs: list[Any]
 
@@ -123,7 +126,7 @@ def sweep_panels(entries: Sequence[Entry], key: str, metric: str = "test_accurac
     }
     order = _first_appearance(stripped, labels)
     varying = [k for k in _varying_keys(stripped) if k not in _PANEL_KEYS and k != key]
-    panels: dict[tuple[str, str | None, float], dict[str, Line]] = {}
+    panels: dict[tuple[str, str | None, float | None], dict[str, Line]] = {}
     growths: dict[str, list[str | None]] = {}
     densities: dict[str, set[float]] = {}
     for plain in stripped:
@@ -134,7 +137,7 @@ def sweep_panels(entries: Sequence[Entry], key: str, metric: str = "test_accurac
             growth = labels["growth"](plain.spec["growth"])
             if growth not in growths.setdefault(setup, []):
                 growths[setup].append(growth)
-        if plain.spec["method"] != "dense":
+        if plain.spec["method"] != "dense" and key != "density":
             densities.setdefault(setup, set()).add(float(plain.spec["density"]))
     for entry, plain in zip(entries, stripped, strict=True):
         spec = plain.spec
@@ -144,13 +147,17 @@ def sweep_panels(entries: Sequence[Entry], key: str, metric: str = "test_accurac
             targets: list[str | None] = [labels["growth"](spec["growth"])]
         else:
             targets = list(setup_growths)
-        columns = (
-            sorted(densities.get(setup, {1.0}))
-            if spec["method"] == "dense"
-            else [float(spec["density"])]
-        )
+        columns: list[float | None]
+        if key == "density":
+            columns = [None]  # the density is the x axis: one panel per setup and growth
+        elif spec["method"] == "dense":
+            columns = list(sorted(densities.get(setup, {1.0})))
+        else:
+            columns = [float(spec["density"])]
         label, sort_key = _row_label(plain, varying, labels, order)
-        x = swept_value(entry.spec, key)
+        # a dense run has no density to sweep along: it is drawn as a horizontal line
+        dense_line = key == "density" and spec["method"] == "dense"
+        x = None if dense_line else swept_value(entry.spec, key)
         value = entry.metric(metric)
         for target in targets:
             for density in columns:
@@ -169,7 +176,7 @@ def sweep_panels(entries: Sequence[Entry], key: str, metric: str = "test_accurac
         )
         ordered = sorted(lines.values(), key=lambda line: line.sort_key)
         out.append(Panel(setup, panel_growth, density, ordered, xs))
-    out.sort(key=lambda p: (p.setup, str(p.growth), p.density))
+    out.sort(key=lambda p: (p.setup, str(p.growth), p.density or 0.0))
     return out
 
 
@@ -201,19 +208,66 @@ def panel_markdown(panel: Panel, key: str) -> str:
     )
 
 
+def density_text(density: float | None) -> str:
+    """``d=0.1`` for a panel at one density; empty when the density is what is swept."""
+    return "" if density is None else f"d={density:g}"
+
+
+def paired_to_static_markdown(panel: Panel, key: str) -> str | None:
+    """Per DST line and value of ``key``, the paired difference (points) to the static
+    baseline of the same density, over the seeds both have, with its 95% t interval
+    (▲/▼ where it excludes zero), as the leaderboard gives it. None without a static run."""
+    static = next((line for line in panel.lines if line.method == "static"), None)
+    if static is None:
+        return None
+    base = static.points.get(None) or CellStats()
+
+    def reference(x: Any) -> CellStats:
+        # static runs are swept too when the key applies to them (the density, say)
+        return static.points.get(x) or base
+
+    rows = []
+    for line in panel.lines:
+        if line.method != "dst":
+            continue
+        cells = []
+        for x in panel.xs:
+            cell = line.points.get(x)
+            diff = (
+                None
+                if cell is None
+                else stats.paired_difference(cell.by_seed, reference(x).by_seed)
+            )
+            cells.append(difference_text(diff))
+        rows.append([line.label, *cells])
+    if not rows or not any(reference(x).by_seed for x in panel.xs):
+        return None
+    headers = ["vs static", *(f"{key}={_x_text(x)}" for x in panel.xs)]
+    aligns = ("left", *("right" for _ in panel.xs))
+    return tabulate(
+        rows, headers=headers, tablefmt="github", colalign=aligns, disable_numparse=True
+    )
+
+
 def _numeric(xs: Sequence[Any]) -> bool:
     return bool(xs) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
 
 
 def sweep_png(
-    panels: Sequence[Panel], key: str, title: str, log: bool | None = None, fmt: str = "png"
+    panels: Sequence[Panel],
+    key: str,
+    title: str,
+    log: bool | None = None,
+    fmt: str = "png",
+    stat: str = "t",
 ) -> bytes:
     """One figure per setup: a panel per (growth, density), accuracy vs ``key``.
 
     :param fmt: ``"png"`` or ``"svg"``.
+    :param stat: the band around each line, the cells' spread (see :data:`BANDS`).
     """
     growths = list(dict.fromkeys(p.growth for p in panels))
-    densities = sorted({p.density for p in panels})
+    densities = sorted({p.density for p in panels}, key=lambda d: d or 0.0)
     figure = new_figure(4.6 * len(densities), 3.8 * len(growths))
     axes = figure.subplots(len(growths), len(densities), squeeze=False)
     labels = [line.label for p in panels for line in p.lines if line.method == "dst"]
@@ -244,13 +298,12 @@ def sweep_png(
                 cell = line.points.get(x)
                 if cell is None or not cell.values:
                     continue
-                interval = cell.interval()
-                assert interval is not None
+                mean = 100 * (cell.mean or 0.0)
+                half = 100 * (cell.spread(stat) or 0.0)
                 xs.append(positions[x])
-                ys.append(100 * interval.estimate)
-                half = interval.half_width or 0.0
-                lows.append(100 * (interval.estimate - half))
-                highs.append(100 * (interval.estimate + half))
+                ys.append(mean)
+                lows.append(mean - half)
+                highs.append(mean + half)
             if xs:
                 ax.plot(
                     xs, ys, color=color, marker="o", markersize=3.5, linewidth=1.3, label=line.label
@@ -269,12 +322,13 @@ def sweep_png(
         ax.set_xlabel(key)
         ax.set_ylabel("test accuracy (%)")
         growth = f"growth: {panel.growth}, " if panel.growth else ""
-        ax.set_title(f"{growth}d={panel.density:g}", fontsize=9)
+        ax.set_title(f"{growth}{density_text(panel.density)}".rstrip(", "), fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6, loc="lower right")
         else:
             ax.text(0.5, 0.5, "no finished run", ha="center", va="center", transform=ax.transAxes)
     figure.suptitle(title, fontsize=11)
-    figure.tight_layout()
+    figure.text(0.5, 0.005, f"mean over seeds; band: {BANDS[stat]}", ha="center", fontsize=7)
+    figure.tight_layout(rect=(0, 0.03, 1, 1))
     return png_bytes(figure) if fmt == "png" else svg_bytes(figure)

@@ -40,6 +40,13 @@ _COMPONENT_KEYS = tuple(k for k, f in FIELDS.items() if f.type.startswith("compo
 _METHOD_ORDER = {"dense": 0, "static": 1, "dst": 2}
 #: Decimals of a percent shown, and used for ties in bold and ranks.
 DECIMALS = 2
+#: What the spread shown around a mean is, per ``--stat`` choice: the cells' ``±`` and the
+#: plots' band alike.
+BANDS: dict[str, str] = {
+    "t": "95% Student-t confidence interval over seeds",
+    "bootstrap": "95% percentile-bootstrap interval over seeds",
+    "std": "± one sample standard deviation over seeds",
+}
 
 
 @dataclass
@@ -69,6 +76,14 @@ class CellStats:
     def std(self) -> float | None:
         """Sample standard deviation (n − 1), or None with fewer than two values."""
         return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+    def spread(self, stat: str = "t") -> float | None:
+        """The half-width shown around the mean (see :data:`BANDS`): the interval's for
+        ``"t"`` and ``"bootstrap"``, the standard deviation for ``"std"``; None without one."""
+        if stat == "std":
+            return self.std
+        interval = self.interval(stat)
+        return interval.half_width if interval is not None else None
 
     def shown(self) -> float | None:
         """The mean as displayed (percent, rounded): what bold and ranks compare."""
@@ -143,6 +158,43 @@ class Table:
             if interval is not None and interval.low is not None and not interval.excludes_zero():
                 tied.add(row.label)
         return tied
+
+    def too_wide(self, density: float, method: str = "t") -> set[str]:
+        """Labels of the sparse rows at ``density`` whose 95% interval is too wide to rank:
+        it holds the mean of every other sparse row of the column that left chance level
+        (at least two), so the row could rank anywhere among them and its place, bold or
+        not, says nothing. Rows whose every run collapsed (†) rank last whatever the noise,
+        so they do not count."""
+        sparse = [
+            r
+            for r in self.rows
+            if r.method != "dense"
+            and r.cell(density).values
+            and r.cell(density).at_chance < len(r.cell(density).values)
+        ]
+        if len(sparse) < 3:
+            return set()
+        wide = set()
+        for row in sparse:
+            cell = row.cell(density)
+            half, mean = cell.spread(method), cell.mean
+            if half is None or mean is None:
+                continue
+            others = [float(r.cell(density).mean or 0.0) for r in sparse if r is not row]
+            if all(mean - half <= other <= mean + half for other in others):
+                wide.add(row.label)
+        return wide
+
+    def seeds_per_cell(self) -> tuple[int, int]:
+        """The fewest and most seeds with a result in one sparse cell (0, 0 when none)."""
+        counts = [
+            len(r.cell(d).values)
+            for r in self.rows
+            if r.method != "dense"
+            for d in self.densities
+            if r.cell(d).values
+        ]
+        return (min(counts), max(counts)) if counts else (0, 0)
 
     def reference_row(self, row: Row, reference: str) -> Row | None:
         """The row named ``reference`` with the same other varying keys as ``row``."""
@@ -288,9 +340,24 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def recorded_defaults(entries: Sequence[Entry], key: str) -> dict[str, dict[str, Any]]:
+    """Component name -> its parameters' defaults, as the records of ``entries`` state them
+    (``provenance.components``); names no record states are absent."""
+    defaults: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        block = ((entry.record or {}).get("provenance") or {}).get("components") or {}
+        used = block.get(key) if isinstance(block, Mapping) else None
+        if isinstance(used, Mapping) and isinstance(used.get("defaults"), Mapping):
+            defaults.setdefault(str(used.get("name")), dict(used["defaults"]))
+    return defaults
+
+
 def _component_labeler(entries: Sequence[Entry], key: str) -> Callable[[Any], str]:
-    """Label components of ``key`` by name, with the parameters that vary among the entries'
-    components of the same name (``mest[lam=0.1]``)."""
+    """Label components of ``key`` by name, with every parameter that defines them: those
+    that vary among the entries' components of the same name (``mest[lam=0.1]`` beside
+    ``mest[lam=1.0]``), and those set away from the default the records state, even when
+    every run sets the same value (``mest[lam=0.1]`` alone). Records that state no defaults
+    (made by an older dstbench) show only the parameters that vary."""
     seen: dict[str, dict[str, set[str]]] = {}
     for entry in entries:
         component = entry.spec.get(key)
@@ -299,8 +366,18 @@ def _component_labeler(entries: Sequence[Entry], key: str) -> Callable[[Any], st
         params = seen.setdefault(component["name"], {})
         for name, value in (component.get("params") or {}).items():
             params.setdefault(name, set()).add(_canonical(value))
+    defaults = recorded_defaults(entries, key)
     varying = {
-        name: sorted(p for p, values in params.items() if len(values) > 1)
+        name: sorted(
+            p
+            for p, values in params.items()
+            if len(values) > 1
+            or (
+                name in defaults
+                and p in defaults[name]
+                and values != {_canonical(defaults[name][p])}
+            )
+        )
         for name, params in seen.items()
     }
 

@@ -126,13 +126,50 @@ _LIST_FIELD_TYPES = ("fractions", "components:")
 _MISSING = object()
 
 
+def _constant(cells: Sequence[Cell], key: str) -> str | None:
+    """The one value (as text) ``key`` takes in the DST runs of ``cells``, or None."""
+    runs = [c.spec for c in cells if c.spec.get("method") == "dst"] or [c.spec for c in cells]
+    values = {value_text(spec.get(key, FIELDS[key].default)) for spec in runs}
+    return values.pop() if len(values) == 1 else None
+
+
+def setup_labels(per_setup: Sequence[Sequence[Cell]], wheres: Sequence[str]) -> list[str]:
+    """One display label per setup: ``model/dataset``, and where several setups share a model
+    and dataset, the fewest keys that tell them apart (``mlp/digits jaccard_at_init=true``;
+    yes/no flags first), else their place in the file (``mlp/digits setups[1]``)."""
+    base = [cells[0].setup if cells else "" for cells in per_setup]
+    labels = list(base)
+    for shared in {b for b in base if base.count(b) > 1}:
+        members = [i for i, b in enumerate(base) if b == shared]
+        keys = [
+            key
+            for key in sorted(FIELDS, key=lambda k: not isinstance(FIELDS[k].default, bool))
+            if key not in SETUP_KEYS
+            and all(_constant(per_setup[i], key) is not None for i in members)
+            and len({_constant(per_setup[i], key) for i in members}) > 1
+        ]
+        chosen: list[str] = []
+        for key in keys:
+            chosen.append(key)
+            texts = {" ".join(f"{k}={_constant(per_setup[i], k)}" for k in chosen) for i in members}
+            if len(texts) == len(members):
+                break
+        else:
+            chosen = []
+        for i in members:
+            detail = " ".join(f"{k}={_constant(per_setup[i], k)}" for k in chosen)
+            labels[i] = f"{shared} {detail or wheres[i]}"
+    return labels
+
+
 @dataclass(frozen=True)
 class Cell:
     """One run of the matrix: its id and normalized spec."""
 
     run_id: str
     spec: dict[str, Any]
-    #: ``model/dataset`` (names only), for display.
+    #: ``model/dataset`` (names only), for display; with what tells it apart when several
+    #: setups share them (:func:`setup_labels`).
     setup: str
     #: The other keys the suite sweeps, with this run's values (``update_period=100``).
     detail: str = ""
@@ -356,9 +393,16 @@ class _SuiteBuilder:
             raise TooManyRuns(self.path, name, bound, [p.summary() for p in prepared])
         cells: dict[str, tuple[int, Cell]] = {}
         excludes: dict[str, _Exclude] = {}
-        for (merged, locations, _), setup in zip(setups, prepared, strict=True):
-            for rank, cell in self.expand_setup(setup, merged, locations, excludes):
-                cells.setdefault(cell.run_id, (rank, cell))
+        expanded = [
+            self.expand_setup(setup, merged, locations, excludes)
+            for (merged, locations, _), setup in zip(setups, prepared, strict=True)
+        ]
+        labels = setup_labels(
+            [[cell for _, cell in part] for part in expanded], [where for *_, where in setups]
+        )
+        for part, label in zip(expanded, labels, strict=True):
+            for rank, cell in part:
+                cells.setdefault(cell.run_id, (rank, dataclasses.replace(cell, setup=label)))
         ordered = sorted(cells.values(), key=lambda item: item[0])  # stable: seed rank first
         warnings = [
             f"{self.path}: {exclude.where}: matches no run of the suite"

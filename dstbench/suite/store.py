@@ -1,8 +1,9 @@
 """The result store: one JSON record per run, at ``<root>/runs/<run_id>.json``.
 
-A run is *done* when its record exists, is trusted (:func:`record_problem`) and says ``ok``.
-A record is trusted only when it is what it claims to be: its file name is its run id, its
-spec hashes to that id, and an ``ok`` record has finite numeric metrics. Anything else (a
+A run is *done* when its record exists, is trusted (:func:`record_problem`) and says ``ok``. A
+record is trusted only when it is what it claims to be: its file name is its run id, its spec
+hashes to that id, and an ``ok`` record has finite numeric metrics (a test accuracy, unless it
+is an overlap-at-initialisation run, whose result is its recorded overlap). Anything else (a
 record copied over another run's file, edited by hand, truncated by a full disk) is reported,
 moved to ``<root>/quarantine/`` by :meth:`RunStore.quarantine_untrusted` and its run counts as
 missing, so the next ``dstbench suite`` runs it again. Records are written atomically (a
@@ -54,6 +55,19 @@ def _finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _overlap_at_init(record: Mapping[str, Any]) -> bool:
+    """Whether ``record`` is an overlap-at-initialisation run that recorded its overlap: it
+    trains nothing, so it has no test accuracy, and its result is the overlap itself."""
+    spec = record.get("spec") or {}
+    overlap = (record.get("analysis") or {}).get("overlap")
+    return (
+        spec.get("jaccard_at_init") is True
+        and (record.get("metrics") or {}).get("test_accuracy") is None
+        and isinstance(overlap, list)
+        and bool(overlap)
+    )
+
+
 def record_problem(record: Any, file_id: str | None = None) -> str | None:
     """Why ``record`` cannot be trusted as the result of run ``file_id``, or None if it can.
 
@@ -91,7 +105,7 @@ def record_problem(record: Any, file_id: str | None = None) -> str | None:
         metrics = record.get("metrics")
         if not isinstance(metrics, dict):
             return "status ok without metrics"
-        if not _finite_number(metrics.get("test_accuracy")):
+        if not _finite_number(metrics.get("test_accuracy")) and not _overlap_at_init(record):
             return f"status ok but metrics.test_accuracy is {metrics.get('test_accuracy')!r}"
         for name, value in metrics.items():
             if isinstance(value, (int, float)) and not _finite_number(value):
