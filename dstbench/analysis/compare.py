@@ -10,22 +10,24 @@ drops by more than the threshold with an interval that excludes zero.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 
 from tabulate import tabulate
 
 from dstbench.leaderboard import stats
-from dstbench.leaderboard.data import Results
+from dstbench.leaderboard.data import SECONDS_PER_STEP, Results
 from dstbench.leaderboard.render import _describe
 from dstbench.leaderboard.table import DECIMALS, CellStats, build_boards
 
 CellKey = tuple[str, str, str, float]
 
 
-def cells(results: Results) -> dict[CellKey, CellStats]:
-    """(setup, growth, row label, density) -> cell, for every cell with a value."""
+def cells(results: Results, metric: str = "test_accuracy") -> dict[CellKey, CellStats]:
+    """(setup, growth, row label, density) -> cell of ``metric``, for every cell with a
+    value."""
     out: dict[CellKey, CellStats] = {}
-    for board in build_boards(results.entries):
+    for board in build_boards(results.entries, metric=metric):
         for table in board.tables:
             for row in table.rows:
                 for density in table.densities if row.method != "dense" else [1.0]:
@@ -76,6 +78,12 @@ class Comparison:
     only_b: list[CellKey]
     #: (run id, description, status in A, status in B).
     status_changes: list[tuple[str, str, str, str]]
+    #: Training time per step of the cells both sides measured: (key, A, B).
+    times: list[tuple[CellKey, CellStats, CellStats]] = field(default_factory=list)
+
+    def time_ratios(self) -> list[float]:
+        """B / A of the mean training time per step, cell by cell."""
+        return [b.mean / a.mean for _, a, b in self.times if a.mean and b.mean is not None]
 
     def regressions(self, threshold_points: float) -> list[CellDiff]:
         """Cells that dropped by more than ``threshold_points`` significantly."""
@@ -86,6 +94,8 @@ def compare(a: Results, b: Results) -> Comparison:
     """Compare result sets ``a`` (before) and ``b`` (after)."""
     cells_a, cells_b = cells(a), cells(b)
     diffs = [cell_difference(k, cells_a[k], cells_b[k]) for k in cells_a if k in cells_b]
+    times_a, times_b = cells(a, SECONDS_PER_STEP), cells(b, SECONDS_PER_STEP)
+    times = [(k, times_a[k], times_b[k]) for k in times_a if k in times_b]
     status_a = {e.run_id: e for e in a.entries}
     changes = []
     for entry in b.entries:
@@ -99,6 +109,7 @@ def compare(a: Results, b: Results) -> Comparison:
         [k for k in cells_a if k not in cells_b],
         [k for k in cells_b if k not in cells_a],
         sorted(changes),
+        times,
     )
 
 
@@ -192,6 +203,23 @@ def comparison_markdown(comparison: Comparison, threshold: float | None = None) 
                 ),
                 "",
             ]
+    if comparison.times:
+        out += [
+            f"## Training time per step ({len(comparison.times)} cells in both)",
+            "",
+            "Measured milliseconds per training step, mean ± half-width of the 95% t interval "
+            "over seeds; *B / A*: ratio of the means; ▲/▼: Welch's 95% interval of the "
+            "difference excludes zero (B slower / faster). Compare times measured on the same "
+            "machine only.",
+            "",
+            tabulate(
+                [_time_row(key, ta, tb) for key, ta, tb in comparison.times],
+                headers=["setup", "growth", "method", "density", "A ms", "B ms", "B / A"],
+                tablefmt="github",
+                disable_numparse=True,
+            ),
+            "",
+        ]
     if comparison.status_changes:
         out += [
             f"## Status changed ({len(comparison.status_changes)})",
@@ -205,6 +233,24 @@ def comparison_markdown(comparison: Comparison, threshold: float | None = None) 
             "",
         ]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _ms(cell: CellStats) -> str:
+    interval = cell.interval()
+    if interval is None:
+        return "–"
+    half = interval.half_width
+    return f"{1000 * interval.estimate:.2f}" + (f" ± {1000 * half:.2f}" if half else "")
+
+
+def _time_row(key: CellKey, a: CellStats, b: CellStats) -> list[str]:
+    ratio = "–"
+    if a.mean and b.mean is not None:
+        ratio = f"{b.mean / a.mean:.2f}×"
+        diff = stats.welch_difference(b.values, a.values)
+        if diff is not None and diff.excludes_zero():
+            ratio += " ▲" if diff.estimate > 0 else " ▼"
+    return [*_key_text(key), _ms(a), _ms(b), ratio]
 
 
 def summary(comparison: Comparison, threshold: float | None) -> str:
@@ -222,4 +268,7 @@ def summary(comparison: Comparison, threshold: float | None) -> str:
     )
     if threshold is not None:
         text += f"; {len(comparison.regressions(threshold))} regression(s) > {threshold:g} points"
+    ratios = comparison.time_ratios()
+    if ratios:
+        text += f"; time per step B/A: median {statistics.median(ratios):.2f}×"
     return text

@@ -61,13 +61,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"row the paired per-seed differences are computed against "
         f"(default: {DEFAULT_REFERENCE}, when present)",
     )
+    parser.add_argument(
+        "--time",
+        action="store_true",
+        help="show each section's training-time table (ms per step, and x the dense run's) "
+        "expanded, not folded",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Write (or check) the leaderboard."""
     dirs = args.directories
     output = Path(args.output) if args.output else Path(dirs[0]) / DEFAULT_NAME
-    options = {"all_records": args.all_records, "stat": args.stat, "reference": args.reference}
+    options = {
+        "all_records": args.all_records,
+        "stat": args.stat,
+        "reference": args.reference,
+        "show_time": args.time,
+    }
     shown = " ".join(dirs)
     if args.check:
         reasons = stale_reasons(dirs, output, **options)

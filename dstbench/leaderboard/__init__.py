@@ -14,7 +14,14 @@ from pathlib import Path
 
 from dstbench.errors import DstbenchError, choices_text, did_you_mean
 from dstbench.io import write_bytes_atomic, write_text_atomic
-from dstbench.leaderboard.data import MASK_RETAINED, Entry, Results, load_many, load_results
+from dstbench.leaderboard.data import (
+    MASK_RETAINED,
+    SECONDS_PER_STEP,
+    Entry,
+    Results,
+    load_many,
+    load_results,
+)
 from dstbench.leaderboard.plot import board_image
 from dstbench.leaderboard.render import (
     DEFAULT_REFERENCE,
@@ -116,6 +123,7 @@ def render_leaderboard(
     all_records: bool = False,
     stat: str = "t",
     reference: str | None = None,
+    show_time: bool = False,
 ) -> Leaderboard:
     """Build the leaderboard of ``results_dir`` (one directory or several, merged by run
     id) for a markdown file at ``output``.
@@ -127,6 +135,7 @@ def render_leaderboard(
         ``"bootstrap"`` or ``"std"``.
     :param reference: the row paired differences are computed against (default
         ``magnitude``; an explicit name must exist).
+    :param show_time: show the training-time tables expanded (they are folded otherwise).
     :raises DstbenchError: when there are no runs, or the reference row does not exist.
     """
     if stat not in STATS:
@@ -141,6 +150,7 @@ def render_leaderboard(
     style = Style(stat=stat, reference=reference or DEFAULT_REFERENCE)
     secondary = build_boards(trained, metric=SECONDARY_METRIC)
     movement = build_boards(trained, metric=MASK_RETAINED)
+    timing = build_boards(trained, metric=SECONDS_PER_STEP)
     plots: dict[str, Board] = {}
     sweeps: dict[str, str] = {}
     board_entries: dict[str, list[Entry]] = {}
@@ -171,6 +181,8 @@ def render_leaderboard(
             if board.title in links and links[board.title] in sweeps
         },
         movement=movement,
+        timing=timing,
+        time_open=show_time,
     )
     return Leaderboard(
         markdown=markdown,
@@ -189,11 +201,17 @@ def write_leaderboard(
     all_records: bool = False,
     stat: str = "t",
     reference: str | None = None,
+    show_time: bool = False,
 ) -> Path:
     """Write the markdown and its plots, PNG and SVG (atomically); return the markdown's path."""
     target = Path(output) if output is not None else Path(_dirs(results_dir)[0]) / DEFAULT_NAME
     board = render_leaderboard(
-        results_dir, target, all_records=all_records, stat=stat, reference=reference
+        results_dir,
+        target,
+        all_records=all_records,
+        stat=stat,
+        reference=reference,
+        show_time=show_time,
     )
     for name in board.plots:
         write_bytes_atomic(target.parent / name, board.image(name, "png"))
@@ -214,6 +232,7 @@ def stale_reasons(
     all_records: bool = False,
     stat: str = "t",
     reference: str | None = None,
+    show_time: bool = False,
 ) -> list[str]:
     """Why the leaderboard at ``output`` is not what the records give now (empty: it is).
 
@@ -222,7 +241,12 @@ def stale_reasons(
     """
     target = Path(output) if output is not None else Path(_dirs(results_dir)[0]) / DEFAULT_NAME
     board = render_leaderboard(
-        results_dir, target, all_records=all_records, stat=stat, reference=reference
+        results_dir,
+        target,
+        all_records=all_records,
+        stat=stat,
+        reference=reference,
+        show_time=show_time,
     )
     reasons = []
     try:
@@ -245,8 +269,16 @@ def is_stale(
     all_records: bool = False,
     stat: str = "t",
     reference: str | None = None,
+    show_time: bool = False,
 ) -> bool:
     """True when the leaderboard at ``output`` is stale (see :func:`stale_reasons`)."""
     return bool(
-        stale_reasons(results_dir, output, all_records=all_records, stat=stat, reference=reference)
+        stale_reasons(
+            results_dir,
+            output,
+            all_records=all_records,
+            stat=stat,
+            reference=reference,
+            show_time=show_time,
+        )
     )

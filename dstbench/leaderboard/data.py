@@ -22,6 +22,8 @@ from dstbench.suite.store import MISSING, RunStore, record_problem
 PENDING = MISSING
 #: Pseudo-metric: the fraction of the initial mask still active at the end.
 MASK_RETAINED = "mask_retained"
+#: The run's measured training time per step (``timings.seconds_per_step``), in seconds.
+SECONDS_PER_STEP = "seconds_per_step"
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,15 @@ class Entry:
     def metric(self, name: str) -> float | None:
         """A metric of an ``ok`` run (None otherwise, or when the run did not report it).
 
-        ``mask_retained`` is the record's overall mask movement (``mask_movement.retained``).
+        ``mask_retained`` is the record's overall mask movement (``mask_movement.retained``);
+        ``seconds_per_step`` its measured training time per step (``timings``).
         """
         if self.status != "ok" or self.record is None:
             return None
         if name == MASK_RETAINED:
             value = (self.record.get("mask_movement") or {}).get("retained")
+        elif name == SECONDS_PER_STEP:
+            value = (self.record.get("timings") or {}).get(name)
         else:
             value = (self.record.get("metrics") or {}).get(name)
         return float(value) if isinstance(value, (int, float)) else None

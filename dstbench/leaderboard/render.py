@@ -146,6 +146,56 @@ def movement_markdown(table: Table) -> str:
     )
 
 
+def _ms_text(cell: CellStats) -> str:
+    """``12.34 ± 0.56`` (milliseconds), with ``(k/n)`` when only k of n seeds have a time."""
+    interval = cell.interval()
+    if interval is None:
+        return "–"
+    text = f"{1000 * interval.estimate:.2f}"
+    if interval.half_width is not None:
+        text += f" ± {1000 * interval.half_width:.2f}"
+    if len(cell.values) < cell.expected:
+        text += f" ({len(cell.values)}/{cell.expected})"
+    return text
+
+
+def time_markdown(table: Table) -> str:
+    """The training-time table: every row's measured time per step (ms) per density, and its
+    ratio to the dense row's (the cost a sparse method saves, or adds)."""
+    dense = next((row for row in table.rows if row.method == "dense"), None)
+    headers = ["method", *(f"d={d:g}" for d in table.densities)]
+    rows = []
+    for row in table.rows:
+        cells = []
+        for density in table.densities:
+            cell = row.cell(density)
+            text = _ms_text(cell)
+            base = dense.cell(density).mean if dense is not None else None
+            if row is not dense and cell.mean is not None and base:
+                text += f" ({cell.mean / base:.2f}×)"
+            cells.append(text)
+        rows.append([row.label, *cells])
+    aligns = ("left", *("right" for _ in table.densities))
+    return tabulate(
+        rows, headers=headers, tablefmt="github", colalign=aligns, disable_numparse=True
+    )
+
+
+def time_summary(entries: Sequence[Entry], open_: bool) -> str:
+    """The ``<details>`` line of a time table: what it shows and which engines measured it."""
+    engines = sorted(
+        {str((e.record or {}).get("provenance", {}).get("engine", "single")) for e in entries}
+    )
+    devices = sorted(
+        {str((e.record or {}).get("provenance", {}).get("device", "?")) for e in entries}
+    )
+    return (
+        f"<details{' open' if open_ else ''}><summary>Training time per step (ms, mean ± 95% t "
+        f"interval over seeds; × the dense run's); engine: {_joined(engines)}; device: "
+        f"{_joined(devices)}</summary>"
+    )
+
+
 def paired_markdown(table: Table, reference: str) -> str | None:
     """Per cell, the mean paired difference (points) to the ``reference`` row of the same
     other keys, with its 95% t interval over the seeds both have; ▲/▼ where the interval
@@ -355,6 +405,8 @@ def leaderboard_markdown(
     style: Style | None = None,
     sweeps: dict[str, str] | None = None,
     movement: Sequence[Board] = (),
+    timing: Sequence[Board] = (),
+    time_open: bool = False,
 ) -> str:
     """The whole leaderboard document.
 
@@ -363,6 +415,8 @@ def leaderboard_markdown(
     :param plots: board title -> PNG path relative to the markdown file.
     :param movement: the same boards for the mask movement (fraction of the initial active
         weights still active at the end), shown when the records have it.
+    :param timing: the same boards for the measured training time per step, shown when the
+        records have it (expanded with ``time_open``).
     """
     style = style or Style()
     runs_link = Path(os.path.relpath(results.runs_dir, output_dir)).as_posix()
@@ -410,6 +464,7 @@ def leaderboard_markdown(
         ]
     out += [legend(style), ""]
     moved = {b.title: b for b in movement}
+    timed = {b.title: b for b in timing}
     for board, second in zip(boards, secondary, strict=True):
         out += [f"## {board.title}", ""]
         board_entries = list({e.run_id: e for t in board.tables for e in t.entries}.values())
@@ -423,7 +478,10 @@ def leaderboard_markdown(
                 "",
             ]
         moves = moved[board.title].tables if board.title in moved else [None] * len(board.tables)
-        for table, table2, table3 in zip(board.tables, second.tables, moves, strict=True):
+        times = timed[board.title].tables if board.title in timed else [None] * len(board.tables)
+        for table, table2, table3, table4 in zip(
+            board.tables, second.tables, moves, times, strict=True
+        ):
             heading = f"growth: {table.growth}" if table.growth else "baselines"
             out += [f"### {board.title}, {heading}", "", table_markdown(table, style), ""]
             paired = paired_markdown(table, style.reference)
@@ -457,6 +515,15 @@ def leaderboard_markdown(
                     "active at the end (mean ± 95% t interval over seeds)</summary>",
                     "",
                     movement_markdown(table3),
+                    "",
+                    "</details>",
+                    "",
+                ]
+            if table4 is not None and any(c.values for r in table4.rows for c in r.cells.values()):
+                out += [
+                    time_summary(table4.entries, time_open),
+                    "",
+                    time_markdown(table4),
                     "",
                     "</details>",
                     "",
