@@ -67,3 +67,38 @@ def test_compare_reports_time_per_step_with_its_ratio(tmp_path, registry):
     assert any("| 0.05 " in r and "| 0.20× ▼" in r for r in rows)  # both seeds 2 ms vs 10
     assert any("| 0.2 " in r and "0.45×" in r and "▼" not in r for r in rows)  # too spread
     assert "time per step B/A: median 0.45×" in summary(comparison, None)
+
+
+def test_dry_run_estimates_use_runs_of_the_same_engine_and_density(tmp_path, registry):
+    """A missing sparse run at d=0.05 is estimated from its finished twin at d=0.05 (2 s), not
+    from the setup's mean (6 s); asked for another engine, the estimate says it is a guess."""
+    from dstbench.suite import RunStore, load_suite
+    from dstbench.suite.cost import estimate
+    from dstbench.suite.runner import plan
+
+    seconds = {0.05: 2.0, 0.2: 4.0}
+
+    def extra(record):
+        spec = record["spec"]
+        dense = spec["method"] == "dense"
+        record["timings"]["total_seconds"] = 10.0 if dense else seconds[spec["density"]]
+        record["provenance"]["engine"] = "single" if dense else "sparse"
+
+    def outcome(spec):
+        missing = spec["method"] == "dst" and spec["density"] == 0.05 and spec["seed"] == 1
+        return None if missing else 0.9
+
+    results = write_results(tmp_path, registry, SUITE, outcome, extra=extra)
+    suite = load_suite(tmp_path / "results.toml", registry)
+    store = RunStore(results)
+    planned = plan(suite, store)
+    assert sum(p.will_run for p in planned) == 1
+    records = [r for _, r in store.records() if r is not None]
+    (sparse,) = estimate(planned, records, registry, probe=False, engine="sparse")
+    assert sparse.seconds_per_run == sum([10, 10, 2, 2, 4, 4]) / 6
+    assert sparse.seconds_source == "finished runs alike (sparse engine)"
+    (single,) = estimate(planned, records, registry, probe=False, engine="single")
+    # The dense runs are alike on every engine (10 s); no DST run was trained by the single
+    # engine, so each of the four is guessed from the setup's five records: 30 / 5 = 6 s.
+    assert single.seconds_per_run == (10 + 10 + 4 * 6) / 6
+    assert single.seconds_source == "finished runs of the setup (any engine, density) (and others)"

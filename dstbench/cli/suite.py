@@ -263,7 +263,8 @@ def run(args: argparse.Namespace) -> int:
         store = RunStore(output)
         untrusted = {path for path, _ in store.untrusted()}
         records = [r for p, r in store.records() if r is not None and p not in untrusted]
-        costs = estimate(planned, records, registry, args.data_root)
+        engine = _engine(args.engine, registry) or suite.engine
+        costs = estimate(planned, records, registry, args.data_root, engine=engine)
         workers = args.jobs or suite.jobs or default_workers(args.device)
         print("\ncompute (per setup):\n" + cost_text(costs, workers) + "\n")
         print(

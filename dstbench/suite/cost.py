@@ -7,8 +7,11 @@ validation split):
 * **MACs per run**: forward multiply-accumulates per sample of the sparsifiable layers
   × samples seen (steps × batch size), dense-equivalent, since masks are simulated and the
   wall time is that of dense training;
-* **wall time per run**: the mean ``total_seconds`` of the finished records of the same setup
-  in the results directory, else their seconds per step × steps; unknown otherwise.
+* **wall time per run**: from the finished records in the results directory, the closest
+  match first: runs of the same setup, engine, method and density (mean ``total_seconds``),
+  then the same work per step, engine, method and density (``seconds_per_step`` × steps), then
+  the same setup whatever the engine and density (the sparse engine's time falls with
+  density, so only the first two estimate it well); unknown otherwise.
 
 Batches per epoch and MACs per sample come from a finished record of the setup when there is
 one (``timings.steps / epochs``, ``dense_macs_per_sample``), else from building the dataset and
@@ -113,6 +116,17 @@ def probe_work(spec: Mapping[str, Any], registry: Registry, data_root: Any) -> t
     return math.ceil(len(train) / spec["batch_size"]), sum(macs.values())
 
 
+def _engine_of(record: Mapping[str, Any]) -> str:
+    return str((record.get("provenance") or {}).get("engine") or "single")
+
+
+def _run_key(spec: Mapping[str, Any], engine: str) -> tuple[str, str, Any]:
+    """What makes two runs of one setup cost alike: the engine, the method and the density
+    (a dense run costs the same on every engine: no engine makes dense weights sparse)."""
+    method = str(spec.get("method"))
+    return ("" if method == "dense" else engine), method, spec.get("density")
+
+
 def estimate(
     planned: Sequence[PlannedRun],
     records: Iterable[Mapping[str, Any]],
@@ -120,8 +134,15 @@ def estimate(
     data_root: Any = None,
     *,
     probe: bool = True,
+    engine: str = "single",
 ) -> list[SetupCost]:
-    """One :class:`SetupCost` per setup of ``planned``, from ``records`` and probing."""
+    """One :class:`SetupCost` per setup of ``planned``, from ``records`` and probing
+    (``engine``: the engine that will train the runs).
+
+    A sparse engine's run falls back to the single engine in the cases
+    :func:`dstbench.sparsetrain.engine.unsupported` names; such runs are still matched with
+    the planned engine's records first, which hold them under ``single``.
+    """
     finished = _finished(records)
     by_work: dict[str, list[Mapping[str, Any]]] = {}
     by_setup: dict[str, list[Mapping[str, Any]]] = {}
@@ -130,6 +151,7 @@ def estimate(
         by_setup.setdefault(_setup_key(record["spec"]), []).append(record)
     costs: dict[str, SetupCost] = {}
     probed: dict[str, tuple[float, int] | None] = {}
+    per_run: dict[str, list[tuple[float | None, str]]] = {}
     for item in planned:
         spec = item.cell.spec
         key = _setup_key(spec)
@@ -142,9 +164,21 @@ def estimate(
                 label, epochs=spec["epochs"], batch_size=spec["batch_size"], at_init=_at_init(spec)
             )
             _fill_work(cost, spec, by_work, probed, registry, data_root, probe)
-            _fill_seconds(cost, by_setup.get(key, []), by_work.get(_work_key(spec), []))
+        per_run.setdefault(key, []).append(
+            _run_seconds(
+                cost, spec, engine, by_setup.get(key, []), by_work.get(_work_key(spec), [])
+            )
+        )
         cost.runs += 1
         cost.to_run += int(item.will_run)
+    for key, cost in costs.items():
+        found = per_run[key]
+        if all(seconds is not None for seconds, _ in found):
+            cost.seconds_per_run = statistics.fmean(s for s, _ in found if s is not None)
+            sources = [source for _, source in found]
+            cost.seconds_source = max(set(sources), key=sources.count)
+            if len(set(sources)) > 1:
+                cost.seconds_source += " (and others)"
     return list(costs.values())
 
 
@@ -178,28 +212,36 @@ def _fill_work(
         cost.steps_per_epoch, cost.macs_per_sample = found
 
 
-def _fill_seconds(
+def _timing(records: Iterable[Mapping[str, Any]], name: str) -> list[float]:
+    return [r["timings"][name] for r in records if (r.get("timings") or {}).get(name)]
+
+
+def _run_seconds(
     cost: SetupCost,
+    spec: Mapping[str, Any],
+    engine: str,
     same_setup: Sequence[Mapping[str, Any]],
     same_work: Sequence[Mapping[str, Any]],
-) -> None:
-    totals = [
-        r["timings"]["total_seconds"]
-        for r in same_setup
-        if r.get("timings", {}).get("total_seconds")
-    ]
+) -> tuple[float | None, str]:
+    """One planned run's wall time and where it comes from (the closest records first)."""
+    wanted = _run_key(spec, engine)
+    alike = [r for r in same_setup if _run_key(r["spec"], _engine_of(r)) == wanted]
+    totals = _timing(alike, "total_seconds")
     if totals:
-        cost.seconds_per_run = statistics.fmean(totals)
-        cost.seconds_source = f"mean of {len(totals)} finished run(s)"
-        return
-    per_step = [
-        r["timings"]["seconds_per_step"]
-        for r in same_work
-        if r.get("timings", {}).get("seconds_per_step")
-    ]
+        return statistics.fmean(totals), f"finished runs alike ({engine} engine)"
+    per_step = _timing(
+        (r for r in same_work if _run_key(r["spec"], _engine_of(r)) == wanted),
+        "seconds_per_step",
+    )
     if per_step and cost.steps is not None:
-        cost.seconds_per_run = statistics.fmean(per_step) * cost.steps
-        cost.seconds_source = f"seconds per step of {len(per_step)} finished run(s) × steps"
+        return statistics.fmean(per_step) * cost.steps, f"s/step of runs alike ({engine}) × steps"
+    totals = _timing(same_setup, "total_seconds")
+    if totals:
+        return statistics.fmean(totals), "finished runs of the setup (any engine, density)"
+    per_step = _timing(same_work, "seconds_per_step")
+    if per_step and cost.steps is not None:
+        return statistics.fmean(per_step) * cost.steps, "s/step of the setup's runs × steps"
+    return None, "unknown"
 
 
 def _engineering(value: float | None) -> str:
