@@ -1,6 +1,7 @@
 """Theoretical compute: forward multiply-accumulates of the sparsifiable layers.
 
-dstbench simulates sparsity with masks, so wall-clock time is that of dense training; the MAC
+The single and batched engines simulate sparsity with masks, so their wall-clock time is that
+of dense training (the sparse engine's falls with density); the MAC
 counts say what a sparse kernel could save. They are reported separately from measured time.
 """
 

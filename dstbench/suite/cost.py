@@ -5,8 +5,7 @@ validation split):
 
 * **steps per run**: epochs × batches per epoch;
 * **MACs per run**: forward multiply-accumulates per sample of the sparsifiable layers
-  × samples seen (steps × batch size), dense-equivalent, since masks are simulated and the
-  wall time is that of dense training;
+  × samples seen (steps × batch size), dense-equivalent;
 * **wall time per run**: from the finished records in the results directory, the closest
   match first: runs of the same setup, engine, method and density (mean ``total_seconds``),
   then the same work per step, engine, method and density (``seconds_per_step`` × steps), then
