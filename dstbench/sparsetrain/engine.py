@@ -91,10 +91,12 @@ def _owner(model: nn.Module, weight: torch.Tensor) -> tuple[nn.Module, str, nn.M
 
 
 def to_sparse_layout(
-    spec: RunSpec, model: nn.Module, masker: Masker | None, plugins: LoadedPlugins
+    model: nn.Module, masker: Masker | None
 ) -> tuple[SparseMasker | None, dict[str, Any]]:
     """Swap every sparsified plain ``nn.Linear`` of ``model`` for a :class:`SparseLinear` of
-    its active weights (in place), and wrap the masks (the single engine's ``layout``)."""
+    its active weights (in place), and wrap the masks; other sparse layers (convolutions,
+    shared weights, Linear subclasses) stay masked-dense. Returns the masks and the record's
+    ``sparse_engine`` block."""
     if masker is None:
         return None, {}
     layers: list[AnyLayer] = []
@@ -128,9 +130,12 @@ def prepare_sparse(
     built: dict[str, SparseMasker] = {}
 
     def build(spec: RunSpec, parts: DatasetParts, device: torch.device) -> nn.Module:
-        with torch.device("meta"):
-            meta_model = build_model(spec, parts, torch.device("meta"))
-        if spec.method == "dense" or largest_sparse_linear(spec, meta_model) <= DENSE_POSITIONS:
+        try:  # shapes only: no memory, no random numbers drawn
+            with torch.device("meta"):
+                meta_model = build_model(spec, parts, torch.device("meta"))
+        except Exception:  # a model that cannot be built without data: build it as usual
+            return build_model(spec, parts, device)
+        if largest_sparse_linear(spec, meta_model) <= DENSE_POSITIONS:
             return build_model(spec, parts, device)
         model, built["masker"] = build_large(spec, meta_model, device)
         return model
@@ -139,7 +144,7 @@ def prepare_sparse(
     if "masker" in built:
         masker = built["masker"]
         return setup, masker, _notes(masker, built_sparse=True)
-    return (setup, *to_sparse_layout(spec, setup.model, build_masker(spec, setup.model), plugins))
+    return (setup, *to_sparse_layout(setup.model, build_masker(spec, setup.model)))
 
 
 def _notes(masker: SparseMasker, built_sparse: bool = False) -> dict[str, Any]:
