@@ -89,6 +89,8 @@ def train_run(
             trainer.train()
             final_test_metrics(log, setup, trainer.best, trainer.evaluate)
     except CheckpointMismatch as exc:  # start over, from scratch, without it
+        if checkpoint is not None:
+            checkpoints.warn_discarded(checkpoint, f"does not fit the run ({exc})")
         checkpoints.remove(checkpoint)
         return train_run(
             spec,

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import secrets
+import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,9 @@ def record_problem(record: Any, file_id: str | None = None) -> str | None:
     :param file_id: the run id its file name claims (None for records outside a store,
         e.g. ``dstbench run -o mine.json``, whose names are the user's).
     """
+    from dstbench.contracts.record import digest_problem
     from dstbench.contracts.spec import spec_hash
+    from dstbench.suite.validity import record_values_problem
 
     if not isinstance(record, dict):
         return f"not a JSON object ({type(record).__name__})"
@@ -87,6 +90,9 @@ def record_problem(record: Any, file_id: str | None = None) -> str | None:
         return f"its spec cannot be hashed ({exc})"
     if actual != run_id:
         return f"its spec hashes to {actual!r}, not to its run_id {run_id!r}"
+    problem = record_values_problem(record) or digest_problem(record)
+    if problem is not None:
+        return problem
     if status == "ok":
         metrics = record.get("metrics")
         if not isinstance(metrics, dict):
@@ -99,6 +105,34 @@ def record_problem(record: Any, file_id: str | None = None) -> str | None:
             if value is not None and not isinstance(value, (int, float, list, dict, str)):
                 return f"status ok but metrics.{name} is not a number"
     return None
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What is at ``path`` when it is not a regular file (``a symbolic link``), else None.
+
+    A store's record files are regular files that its writers created; a link planted there
+    would make writers or readers reach outside the results directory.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return None
+
+
+def write_record(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
+    """Write a record's JSON form atomically at ``path``, sealed with its content digest
+    (:func:`dstbench.contracts.record.seal`), so that an edit made afterwards is detected.
+
+    :raises OutputError: when it cannot be written (a link or a directory there, no space).
+    """
+    from dstbench.contracts.record import seal
+
+    write_json_atomic(path, seal(record))
 
 
 class RunStore:
@@ -115,6 +149,8 @@ class RunStore:
     def load(self, run_id: str) -> dict[str, Any] | None:
         """The record of ``run_id``, or None when it is missing, unreadable or untrusted."""
         path = self.record_path(run_id)
+        if _not_a_file(path) is not None:
+            return None
         try:
             record = read_json(path)
         except (OSError, ValueError):
@@ -122,6 +158,13 @@ class RunStore:
         if record_problem(record, run_id) is not None:
             return None
         return record
+
+    def digest(self, run_id: str) -> str | None:
+        """The content digest of the trusted record of ``run_id``, or None without one."""
+        from dstbench.contracts.record import content_digest
+
+        record = self.load(run_id)
+        return None if record is None else content_digest(record)
 
     def status(self, run_id: str) -> str:
         """``ok``, ``failed``, ``diverged``, ``invalid``, or ``missing``."""
@@ -133,9 +176,9 @@ class RunStore:
         return {run_id: self.status(run_id) for run_id in run_ids}
 
     def write(self, record: Mapping[str, Any]) -> Path:
-        """Write ``record`` atomically at its run id's path."""
+        """Write ``record`` atomically at its run id's path (with its digest)."""
         path = self.record_path(str(record["run_id"]))
-        write_json_atomic(path, record)
+        write_record(path, record)
         return path
 
     def records(self) -> Iterator[tuple[Path, dict[str, Any] | None]]:
@@ -154,6 +197,10 @@ class RunStore:
         if not self.runs.is_dir():
             return
         for path in sorted(self.runs.glob("*.json")):
+            what = _not_a_file(path)
+            if what is not None:
+                yield path, f"{what}, not a record file"
+                continue
             try:
                 record = read_json(path)
             except (OSError, ValueError) as exc:
