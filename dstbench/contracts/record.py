@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from dstbench.contracts.spec import RunSpec
-from dstbench.io import strict_json
 
 #: Version of the record format. Schema 2 records carry a ``digest`` of their content;
 #: schema 1 records (written before digests) have none and are read as they are.
@@ -114,6 +114,17 @@ class RunRecord:
         return replace(self, execution=dict(execution))
 
 
+def _strict(obj: Any) -> Any:
+    """``obj`` as strict JSON holds it: non-finite floats as None, tuples as lists."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    return obj
+
+
 def content_digest(data: Mapping[str, Any]) -> str:
     """``sha256:<hex>`` of a record's JSON content (every key but ``digest``).
 
@@ -121,14 +132,14 @@ def content_digest(data: Mapping[str, Any]) -> str:
     of a record read back from its file is the digest it was written with, and any change of a
     value, a key or a type (``0.1`` to ``"0.1"``) changes it.
     """
-    body = {k: v for k, v in strict_json(dict(data)).items() if k != DIGEST}
+    body = {k: v for k, v in _strict(dict(data)).items() if k != DIGEST}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def seal(data: Mapping[str, Any]) -> dict[str, Any]:
     """``data`` in its strict JSON form with its :func:`content_digest` (what is written)."""
-    body = {k: v for k, v in strict_json(dict(data)).items() if k != DIGEST}
+    body = {k: v for k, v in _strict(dict(data)).items() if k != DIGEST}
     body[DIGEST] = content_digest(body)
     return body
 
