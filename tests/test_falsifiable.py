@@ -440,3 +440,39 @@ def test_runs_in_one_worker_start_from_the_same_process_state(use_plugins, tmp_p
     assert a["metrics"]["final_train_loss"] == b["metrics"]["final_train_loss"]
     assert "default dtype torch.float64" in b["execution"]["process_state_reset"]
     assert "deterministic algorithms on" in b["execution"]["process_state_reset"]
+
+
+# --- 10. processes that plugins start end with their runs ----------------------------------
+
+
+def _sleepers() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[:2] == [b"sleep", b"173"]:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc (Linux)")
+def test_processes_a_plugin_starts_do_not_outlive_the_suite(tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        'name = "spawning"\nmodel = "mlp[hidden=[8]]"\ndataset = "digits"\nepochs = 1\n'
+        'update_period = 20\ndensities = [0.1]\ncriteria = ["spawns"]\ngrowth = "gradient"\n'
+        "seeds = [0, 1]\n"
+    )
+    plugins = str(Path(__file__).resolve().parent / "plugins")
+    env = {**os.environ, "PYTHONPATH": plugins, "DSTBENCH_PLUGIN_MODULES": "spawning_plugin"}
+    command = [sys.executable, "-m", "dstbench", "suite", str(suite), "-o", str(tmp_path / "o")]
+    command += ["-j", "1", "--device", "cpu", "--progress", "plain", "--no-leaderboard"]
+    before = set(_sleepers())
+    # Like `dstbench suite ... | cat`: the output pipe closes only when every holder exits.
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=150)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 done" in done.stdout
+    assert set(_sleepers()) - before == set()

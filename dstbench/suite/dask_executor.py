@@ -501,8 +501,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent(int(args[1]))
     from dstbench.suite import worker
+    from dstbench.suite.reaping import reap_descendants
 
-    return worker.main([args[0]])
+    try:
+        return worker.main([args[0]])
+    finally:
+        reap_descendants()  # what the run's plugins started ends with the run
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from dstbench.io import OutputError
 from dstbench.plugins import get_plugins
 from dstbench.suite.executors import ExecutionOptions, Job, Reporter, available_cpus
 from dstbench.suite.progress import format_duration
+from dstbench.suite.reaping import kill_group, lead_own_group, reap_group
 from dstbench.suite.worker import configure_threads, make_engine, run_group
 
 #: Seconds between checks, in a worker, that the driver is still alive.
@@ -222,6 +223,7 @@ class _Pool:
 
     def handle_death(self, worker: _Worker) -> None:
         code = worker.process.exitcode
+        kill_group(worker.process.pid)  # what its runs started dies with it
         worker.conn.close()
         self.workers.remove(worker)
         if worker.jobs:
@@ -260,6 +262,7 @@ class _Pool:
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()
+            kill_group(worker.process.pid)
             worker.conn.close()
         self.workers = []
 
@@ -272,6 +275,8 @@ def _kill(process: BaseProcess) -> None:
     if process.is_alive():
         process.kill()
     process.join()
+    if process.pid is not None:
+        kill_group(process.pid)
 
 
 def _exit_text(code: int | None) -> str:
@@ -293,6 +298,7 @@ def worker_main(conn: Connection, name: str, device: str, threads: int, parent: 
     # Ctrl-C reaches the whole process group; the driver decides what happens to workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent(parent)
+    lead_own_group()  # what plugins start is in this group, and reaped with it
 
     configure_threads(threads)
     if device.startswith("cuda"):
@@ -336,6 +342,8 @@ def worker_main(conn: Connection, name: str, device: str, threads: int, parent: 
                 if job.run_id not in done:
                     why = f"worker {name} could not write the record: {exc}"
                     send(("done", job.run_id, why))
+        finally:
+            reap_group()  # processes its plugins started end with the runs
 
 
 def _watch_parent(parent: int) -> None:
