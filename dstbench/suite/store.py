@@ -301,6 +301,9 @@ class RunStore:
                     f"({holder or 'another process'}); wait for it or use another --output"
                 )
                 raise SuiteError(msg) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid()}).encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps({"pid": os.getpid()}).encode(), 0)
+            except OSError as exc:  # e.g. no space left on the device
+                raise OutputError(os_error_text(self.root / LOCK, exc)) from None
             yield
