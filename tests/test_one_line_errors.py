@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,3 +109,21 @@ def test_check_plugin_fails_a_component_that_never_answers(workdir, capsys):
     out = capsys.readouterr().out
     assert code == 1
     assert "answers within the time limit" in out and "did not finish within 2s" in out
+
+
+def test_a_worker_killed_while_starting_is_replaced(tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text('model = "mlp[hidden=[8]]"\ndataset = "digits"\nepochs = 1\nseeds = [0]\n')
+    marker = tmp_path / "killed"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parent / "plugins"),
+        "DSTBENCH_PLUGIN_MODULES": "dies_at_start_plugin",
+        "DIES_AT_START_MARKER": str(marker),
+    }
+    command = [sys.executable, "-m", "dstbench", "suite", str(suite), "-o", str(tmp_path / "o")]
+    command += ["-j", "1", "--device", "cpu", "--progress", "plain", "--no-leaderboard"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert marker.read_text() == "killed once"
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 done" in done.stdout and "__main__" not in done.stderr

@@ -39,6 +39,8 @@ from dstbench.suite.worker import configure_threads, make_engine, run_group
 PARENT_CHECK_SECONDS = 0.5
 #: Seconds a stopping worker gets before it is killed.
 STOP_GRACE_SECONDS = 5.0
+#: Workers killed by a signal while starting that are replaced before the suite gives up.
+MAX_STARTUP_DEATHS = 3
 
 
 def worker_devices(device: str, workers: int) -> list[str]:
@@ -117,6 +119,8 @@ class _Pool:
         self.context = multiprocessing.get_context("spawn")
         self.workers: list[_Worker] = []
         self.pending: deque[list[Job]] = deque()
+        #: Workers killed by a signal before they were ready, so far.
+        self.startup_deaths = 0
 
     def start(self, index: int) -> _Worker:
         ours, theirs = self.context.Pipe(duplex=True)
@@ -233,11 +237,27 @@ class _Pool:
                     job.run_id, f"worker {worker.name} died while running it ({_exit_text(code)})"
                 )
         elif not worker.ready:
-            msg = (
-                f"worker process {worker.name} failed to start ({_exit_text(code)}); see its "
-                "error above. A script that runs suites must keep its top-level code under "
-                "`if __name__ == '__main__':` (workers are spawned and import the main module)"
-            )
+            killed = code is not None and code < 0
+            self.startup_deaths += 1
+            if killed and self.startup_deaths <= MAX_STARTUP_DEATHS:
+                # Killed from outside (the OOM killer, a kill -9) before it was ready: not
+                # the suite's fault; another worker takes its place.
+                if self.pending or any(w.jobs for w in self.workers):
+                    self.workers.append(self.start(worker.index))
+                return
+            if killed:
+                msg = (
+                    f"worker process {worker.name} was {_exit_text(code)} while starting, "
+                    f"{self.startup_deaths} times; is something killing dstbench's processes "
+                    "(memory limits, the OOM killer)?"
+                )
+            else:
+                msg = (
+                    f"worker process {worker.name} failed to start ({_exit_text(code)}); see "
+                    "its error above. A script that runs suites must keep its top-level code "
+                    "under `if __name__ == '__main__':` (workers are spawned and import the "
+                    "main module)"
+                )
             raise SuiteError(msg)
         if self.pending:
             self.workers.append(self.start(worker.index))
