@@ -476,3 +476,34 @@ def test_processes_a_plugin_starts_do_not_outlive_the_suite(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 done" in done.stdout
     assert set(_sleepers()) - before == set()
+
+
+# --- 8. a group of runs past its time limit -------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_hung_run_fails_alone_and_its_batched_siblings_finish(tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        'name = "hung"\nmodel = "mlp[hidden=[8]]"\ndataset = "digits"\nepochs = 1\n'
+        'update_period = 10\ndensities = [0.1]\ncriteria = ["magnitude", "hangs"]\n'
+        'growth = "gradient"\nseeds = [0, 1]\nengine = "batched"\ngroup = 4\ntimeout = 12\n'
+    )
+    plugins = str(Path(__file__).resolve().parent / "plugins")
+    env = {
+        **os.environ,
+        "PYTHONPATH": plugins,
+        "DSTBENCH_PLUGIN_MODULES": "hanging_criterion_plugin",
+    }
+    command = [sys.executable, "-m", "dstbench", "suite", str(suite), "-o", str(tmp_path / "o")]
+    command += ["-j", "1", "--device", "cpu", "--progress", "plain", "--no-leaderboard"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=400)
+    assert "each runs again alone" in done.stdout, done.stdout + done.stderr
+    statuses = {}
+    for path in (tmp_path / "o" / "runs").glob("*.json"):
+        record = json.loads(path.read_text())
+        statuses.setdefault((record["spec"]["criterion"]["name"], record["status"]), 0)
+        statuses[(record["spec"]["criterion"]["name"], record["status"])] += 1
+        if record["status"] == "failed":
+            assert "timed out after" in record["error"]["message"]
+    assert statuses == {("magnitude", "ok"): 2, ("hangs", "failed"): 2}

@@ -104,7 +104,8 @@ class _Worker:
     ready: bool = False
     #: The jobs it is running: one, or a group trained together by the batched engine.
     jobs: list[Job] = field(default_factory=list)
-    #: When its current jobs were handed to it (``time.monotonic()``).
+    #: When its current jobs were handed to it, or when the last of them finished
+    #: (``time.monotonic()``): the time limit counts from there.
     job_started: float = 0.0
 
 
@@ -193,6 +194,7 @@ class _Pool:
             run_id = message[1]
             error = message[2] if len(message) > 2 else None
             worker.jobs = [job for job in worker.jobs if job.run_id != run_id]
+            worker.job_started = time.monotonic()  # the others' time counts from now
             self.reporter.finished(run_id, error)
         elif kind == "interrupted":  # it checkpointed on a signal and is exiting
             run_id = message[1]
@@ -200,9 +202,13 @@ class _Pool:
             self.reporter.interrupted(run_id, f"worker {worker.name} was stopped; resumes")
 
     def stop_overdue(self) -> None:
-        """Kill the workers whose runs are past the time limit; their runs are failed.
+        """Kill the workers whose runs are past the time limit.
 
-        A batched group of K runs trained together gets K times the limit.
+        A group of K runs trained together gets K times the limit, counted from when it
+        started or its last run finished (a group whose engine trains its runs one after
+        another gives each the limit). A single run past its limit is failed; a group past
+        its limit is split: each of its runs runs again alone, so that one run that never
+        returns fails alone and its siblings finish.
         """
         limit = self.options.timeout
         if limit is None:
@@ -215,12 +221,20 @@ class _Pool:
             _kill(worker.process)
             worker.conn.close()
             self.workers.remove(worker)
-            for job in jobs:
+            took = format_duration(now - worker.job_started)
+            if len(jobs) > 1:
+                for job in reversed(jobs):
+                    self.pending.appendleft([job])
+                    self.reporter.interrupted(
+                        job.run_id,
+                        f"its group of {len(jobs)} ran past {took} (the time limit is "
+                        f"{format_duration(limit)} a run); each runs again alone",
+                    )
+            else:
                 self.reporter.finished(
-                    job.run_id,
-                    f"timed out after {format_duration(now - worker.job_started)} "
-                    f"(the time limit is {format_duration(limit)}; a stuck plugin or a slow "
-                    "setup?)",
+                    jobs[0].run_id,
+                    f"timed out after {took} (the time limit is {format_duration(limit)}; a "
+                    "stuck plugin or a slow setup?)",
                 )
             if self.pending:
                 self.workers.append(self.start(worker.index))
