@@ -356,6 +356,24 @@ def test_records_written_before_a_worker_dies_are_never_rewritten(cluster, tmp_p
     assert len(after) == 6 and {json.loads(d)["status"] for d in after.values()} == {"ok"}
 
 
+def test_a_scheduler_lost_mid_suite_is_one_line(cluster, tmp_path):
+    (tmp_path / "s.toml").write_text(FOUR_LONG)
+    out = tmp_path / "out"
+    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115
+    driver = start_suite(cluster, tmp_path / "s.toml", out, log)
+    try:
+        wait_for(lambda: run_processes(cluster.processes["w0"].pid), 120, "a run on w0")
+        cluster.kill("scheduler")
+        code = driver.wait(timeout=120)
+    finally:
+        log.close()
+    stdout = (tmp_path / "driver.log").read_text()
+    assert code == 2, stdout
+    assert "Traceback" not in stdout
+    errors = [line for line in stdout.splitlines() if line.startswith("dstbench: error: ")]
+    assert len(errors) == 1 and "the scheduler at" in errors[0] and "was lost" in errors[0]
+
+
 def test_ctrl_c_stops_the_runs_on_the_workers_and_keeps_the_records(cluster, tmp_path):
     (tmp_path / "s.toml").write_text(SHORT_AND_LONG)
     out = tmp_path / "out"

@@ -507,3 +507,13 @@ def test_a_hung_run_fails_alone_and_its_batched_siblings_finish(tmp_path):
         if record["status"] == "failed":
             assert "timed out after" in record["error"]["message"]
     assert statuses == {("magnitude", "ok"): 2, ("hangs", "failed"): 2}
+
+
+def test_a_failed_copy_gives_way_in_a_hand_gathered_folder(tmp_path, registry):
+    failed = _ok_record(registry)
+    failed["status"], failed["metrics"]["test_accuracy"] = "failed", None
+    (tmp_path / "1.json").write_text(json.dumps(seal(failed)))
+    (tmp_path / "2.json").write_text(json.dumps(seal(_ok_record(registry, accuracy=0.7))))
+    results = load_results(tmp_path)
+    assert [(e.status, e.metric("test_accuracy")) for e in results.entries] == [("ok", 0.7)]
+    assert results.untrusted == ()

@@ -210,14 +210,19 @@ def _same_result(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bo
 def _one_per_run(
     readable: list[tuple[Path, dict[str, Any]]], untrusted: list[tuple[Path, str]]
 ) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """The file and record of each run id among ``readable``; records of one run id with different
-    results conflict: each is added to ``untrusted`` and none is used (never the first or
-    the last by name)."""
+    """The file and record of each run id among ``readable``.
+
+    A ``failed`` copy holds no result and gives way to any other; copies of one run id with
+    different results conflict: each is added to ``untrusted`` and none is used (never the
+    first or the last by name).
+    """
     by_id: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for path, record in readable:
         by_id.setdefault(str(record["run_id"]), []).append((path, record))
     found = {}
-    for run_id, copies in by_id.items():
+    for run_id, every in by_id.items():
+        # A failed copy holds no result: any other copy stands for the run (as in load_many).
+        copies = [c for c in every if c[1]["status"] != "failed"] or every[:1]
         if all(_same_result(copies[0][1], record) for _, record in copies[1:]):
             found[run_id] = copies[0]
             continue

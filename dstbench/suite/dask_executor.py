@@ -127,6 +127,15 @@ class DaskExecutor:
             except KeyboardInterrupt:
                 follower.stop()
                 raise
+            except Exception as exc:
+                if not _scheduler_lost(exc):
+                    raise
+                where = self.address or "this machine's LocalCluster"
+                raise SuiteError(
+                    f"executor 'dask': the scheduler at {where} was lost mid-suite "
+                    f"({type(exc).__name__}); the records written stay, run the suite again "
+                    "once a scheduler answers"
+                ) from None
         finally:
             client.close()
             if cluster is not None:
@@ -317,6 +326,16 @@ class _Follower:
                 kill = True
             else:
                 time.sleep(0.2)
+
+
+def _scheduler_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says that the client lost its scheduler (its futures were cancelled,
+    its connection closed), rather than a bug of ours."""
+    from concurrent.futures import CancelledError
+
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    lost = {"FuturesCancelledError", "CommClosedError", "StreamClosedError"}
+    return bool(names & lost) or isinstance(exc, CancelledError)
 
 
 def _topic(token: str) -> str:
