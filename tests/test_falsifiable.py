@@ -517,3 +517,26 @@ def test_a_failed_copy_gives_way_in_a_hand_gathered_folder(tmp_path, registry):
     results = load_results(tmp_path)
     assert [(e.status, e.metric("test_accuracy")) for e in results.entries] == [("ok", 0.7)]
     assert results.untrusted == ()
+
+
+def test_a_fifo_or_a_device_as_a_checkpoint_is_discarded_without_blocking(tmp_path):
+    fifo = tmp_path / "0123456789abcdef.pt"
+    os.mkfifo(fifo)
+    assert checkpoints.read(fifo, fifo.stem) == (None, "not a regular file")
+    zero = tmp_path / "fedcba9876543210.pt"
+    zero.symlink_to("/dev/zero")
+    assert checkpoints.read(zero, zero.stem) == (None, "not a regular file")
+
+
+def test_a_planted_artifact_link_is_removed_not_written_through(tmp_path, registry):
+    job = _job(tmp_path, registry)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("keep")
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    (artifacts / job.run_id).symlink_to(elsewhere)
+    options = ExecutionOptions(workers=1, device="cpu", artifact_root=str(artifacts))
+    assert run_job(job, options) == "ok"
+    assert (elsewhere / "keep.txt").read_text() == "keep"
+    assert not (artifacts / job.run_id).is_symlink()

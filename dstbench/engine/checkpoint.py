@@ -31,6 +31,7 @@ import hashlib
 import io
 import os
 import random
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -133,7 +134,11 @@ def write(path: Path, run_id: str, payload: dict[str, Any], *, seed: int | None 
 
 def _verified_body(path: Path) -> tuple[bytes | None, str | None]:
     """The checkpoint's body when its header's length and checksum hold, else why not."""
-    with open(path, "rb") as handle:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None, "not a regular file"
+    with os.fdopen(fd, "rb") as handle:
         header = handle.readline(_HEADER_BYTES)
         parts = header.rstrip(b"\n").split(b" ")
         if len(parts) != 4 or parts[0] != MAGIC or not header.endswith(b"\n"):

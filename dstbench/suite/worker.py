@@ -132,6 +132,8 @@ def run_group(
     :param finished: called with each run id once its record is written.
     :raises OutputError: when a record cannot be written (no space left, read-only).
     """
+    if not jobs:
+        return []
     done = {job.run_id: status for job in jobs if (status := finished_status(job)) is not None}
     for run_id in done:
         if finished:
@@ -213,7 +215,9 @@ def _artifact_dir(options: ExecutionOptions, job: Job) -> Path | None:
     if not options.artifact_root:
         return None
     directory = Path(options.artifact_root) / job.run_id
-    if directory.is_dir() and not directory.is_symlink() and not checkpoint.exists():
+    if directory.is_symlink():  # planted: observers would write wherever it points
+        directory.unlink()
+    elif directory.is_dir() and not checkpoint.exists():
         shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
     return directory
