@@ -540,3 +540,21 @@ def test_a_planted_artifact_link_is_removed_not_written_through(tmp_path, regist
     assert run_job(job, options) == "ok"
     assert (elsewhere / "keep.txt").read_text() == "keep"
     assert not (artifacts / job.run_id).is_symlink()
+
+
+@pytest.mark.parametrize("command", ["export", "analyze", "compare"])
+def test_every_reader_reports_the_records_it_leaves_out(tmp_path, registry, capsys, command):
+    from dstbench.cli import main
+
+    store = RunStore(tmp_path / "r")
+    store.write(_ok_record(registry, accuracy=0.5))
+    path = store.write(_ok_record(registry, accuracy=0.6, seed=4))
+    path.write_text(path.read_text().replace('"test_accuracy": 0.6', '"test_accuracy": 0.999'))
+    args = {
+        "export": ["export", str(store.root), "-o", str(tmp_path / "x.csv")],
+        "analyze": ["analyze", "winners", str(store.root), "-o", str(tmp_path / "w.md")],
+        "compare": ["compare", str(store.root), str(store.root)],
+    }[command]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert f"{path}: untrusted record (its content does not match its digest" in err
