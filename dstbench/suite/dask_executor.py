@@ -120,6 +120,8 @@ class DaskExecutor:
             )
             client = Client(cluster)
         try:
+            # Its own logs of a lost connection are tracebacks; the suite says it in one line.
+            _quiet_client_logs()
             follower = _Follower(client, options, reporter, self.threads)
             try:
                 follower.submit_all(jobs)
@@ -326,6 +328,15 @@ class _Follower:
                 kill = True
             else:
                 time.sleep(0.2)
+
+
+def _quiet_client_logs() -> None:
+    """Keep dask's client-side loggers to critical messages in the driver (they log every
+    lost connection with its traceback; the suite reports a lost scheduler in one line)."""
+    import logging
+
+    for name in ("distributed.client", "distributed.utils", "distributed.core", "distributed.comm"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _scheduler_lost(exc: BaseException) -> bool:
