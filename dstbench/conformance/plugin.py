@@ -42,12 +42,8 @@ class _TimeUp(BaseException):
 def _time_limit(seconds: float | None) -> Iterator[None]:
     """Raise :class:`_TimeUp` after ``seconds`` (SIGALRM; in the main thread of a POSIX
     process only, elsewhere no limit applies)."""
-    usable = (
-        seconds is not None
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if seconds is None or not usable:
         yield
         return
 

@@ -157,10 +157,12 @@ def _verified_body(path: Path) -> tuple[bytes | None, str | None]:
 
 def _position_problem(data: dict[str, Any], epochs: int | None) -> str | None:
     """Why a checkpoint's epoch, batch and step cannot be a position of the run, or None."""
-    values = {k: data.get(k) for k in ("epoch", "batches_done", "step")}
-    for key, value in values.items():
+    values: dict[str, int] = {}
+    for key in ("epoch", "batches_done", "step"):
+        value = data.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             return f"its {key} is {value!r}"
+        values[key] = value
     epoch, batches, step = values["epoch"], values["batches_done"], values["step"]
     if epochs is not None and (epoch > epochs or (epoch == epochs and batches)):
         return f"it is at epoch {epoch} (batch {batches}) of a {epochs}-epoch run"

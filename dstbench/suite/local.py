@@ -241,7 +241,8 @@ class _Pool:
 
     def handle_death(self, worker: _Worker) -> None:
         code = worker.process.exitcode
-        kill_group(worker.process.pid)  # what its runs started dies with it
+        if worker.process.pid is not None:
+            kill_group(worker.process.pid)  # what its runs started dies with it
         worker.conn.close()
         self.workers.remove(worker)
         if worker.jobs:
@@ -296,7 +297,8 @@ class _Pool:
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()
-            kill_group(worker.process.pid)
+            if worker.process.pid is not None:
+                kill_group(worker.process.pid)
             worker.conn.close()
         self.workers = []
 

@@ -29,7 +29,7 @@ def lead_own_group() -> None:
 
 def group_members(pgid: int) -> list[int]:
     """The ids of the processes in process group ``pgid`` (Linux ``/proc``; else none)."""
-    members = []
+    members: list[int] = []
     proc = Path("/proc")
     if not proc.is_dir():
         return members
@@ -68,7 +68,7 @@ def reap_group() -> int:
 
 def _parents() -> dict[int, int]:
     """Every process id and its parent's (Linux ``/proc``; else empty)."""
-    parents = {}
+    parents: dict[int, int] = {}
     proc = Path("/proc")
     if not proc.is_dir():
         return parents
@@ -88,7 +88,8 @@ def reap_descendants() -> int:
     many were killed (for runs whose process cannot lead a group of its own: dask's)."""
     parents = _parents()
     own = os.getpid()
-    found, frontier = set(), {own}
+    found: set[int] = set()
+    frontier = {own}
     while frontier:
         frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
         found |= frontier
