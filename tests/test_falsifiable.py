@@ -558,3 +558,23 @@ def test_every_reader_reports_the_records_it_leaves_out(tmp_path, registry, caps
     assert main(args) == 0
     err = capsys.readouterr().err
     assert f"{path}: untrusted record (its content does not match its digest" in err
+
+
+def test_every_engine_run_starts_from_the_same_process_state(registry):
+    """train_run (the single engine, and the batched engine's per-run fallback) resets the
+    process state itself, so runs that one worker trains one after another agree."""
+    from dstbench.engine.single import train_run
+    from dstbench.plugins import get_plugins
+
+    spec = build_spec({**SPEC, "update_period": 5}, registry)
+    clean = train_run(spec, plugins=get_plugins(), device=torch.device("cpu")).to_json()
+    torch.set_default_dtype(torch.float64)
+    torch.set_grad_enabled(False)
+    try:
+        again = train_run(spec, plugins=get_plugins(), device=torch.device("cpu")).to_json()
+    finally:
+        torch.set_default_dtype(torch.float32)
+        torch.set_grad_enabled(True)
+    assert again["status"] == "ok"
+    assert again["metrics"]["test_accuracy"] == clean["metrics"]["test_accuracy"]
+    assert again["metrics"]["final_train_loss"] == clean["metrics"]["final_train_loss"]

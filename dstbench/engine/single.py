@@ -26,6 +26,7 @@ from dstbench.engine.loop import (
     SingleRun,
     final_test_metrics,
 )
+from dstbench.engine.process import reset_process_state
 from dstbench.engine.provenance import provenance
 from dstbench.engine.record import RunLog, assemble_record, error_block
 from dstbench.engine.resume import CheckpointMismatch
@@ -57,6 +58,7 @@ def train_run(
     :param checkpoint_every: epochs between checkpoints (0 never; None: by time).
     :raises RunInterrupted: when the process is asked to stop (the run has checkpointed).
     """
+    reset_process_state()  # whatever an earlier run in this process left changed
     started = time.perf_counter()
     state: RunState | None = None
     setup: Setup | None = None
