@@ -578,3 +578,18 @@ def test_every_engine_run_starts_from_the_same_process_state(registry):
     assert again["status"] == "ok"
     assert again["metrics"]["test_accuracy"] == clean["metrics"]["test_accuracy"]
     assert again["metrics"]["final_train_loss"] == clean["metrics"]["final_train_loss"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc (Linux)")
+def test_a_dask_run_process_kills_what_its_plugins_started():
+    """A dask run's subprocess stays in its worker's group; it kills its descendants itself."""
+    before = set(_sleepers())
+    code = (
+        "import subprocess; subprocess.Popen(['sleep', '173']);"
+        "from dstbench.suite.reaping import reap_descendants; print(reap_descendants())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "1"
+    assert set(_sleepers()) - before == set()
