@@ -142,7 +142,8 @@ def load_many(directories: Sequence[str | Path], *, all_records: bool = False) -
         for entry in results.entries:
             entry = replace(entry, runs_dir=results.runs_dir)
             if entry.run_id in conflicted:
-                conflicted[entry.run_id].append(entry)
+                if _preference(entry) == 2:  # another result of that run: one more copy
+                    conflicted[entry.run_id].append(entry)
                 continue
             kept = merged.get(entry.run_id)
             if kept is None or _preference(entry) > _preference(kept):
