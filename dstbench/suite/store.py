@@ -1,9 +1,11 @@
 """The result store: one JSON record per run, at ``<root>/runs/<run_id>.json``.
 
 A run is *done* when its record exists, is trusted (:func:`record_problem`) and says ``ok``.
-A record is trusted only when it is what it claims to be: its file name is its run id, its
-spec hashes to that id, and an ``ok`` record has finite numeric metrics. Anything else (a
-record copied over another run's file, edited by hand, truncated by a full disk) is reported,
+A record is trusted only when it is what it claims to be: a regular file whose name is its run
+id, whose spec hashes to that id, whose values have the types and ranges of the record format
+(:mod:`dstbench.suite.validity`) and whose content matches the digest it was written with
+(schema 2 and later; :func:`dstbench.contracts.record.seal`). Anything else (a record copied
+over another run's file, edited by hand, truncated by a full disk, a link) is reported,
 moved to ``<root>/quarantine/`` by :meth:`RunStore.quarantine_untrusted` and its run counts as
 missing, so the next ``dstbench suite`` runs it again. Records are written atomically (a
 temporary file in the same directory, then a rename), so a reader sees a whole record or none,
