@@ -168,10 +168,53 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     write_text_atomic(path, text + "\n")
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file."""
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+#: The largest JSON file a reader reads (records, manifests, ledgers): 64 MiB.
+MAX_JSON_BYTES = 64 * 2**20
+
+
+class NotAFileError(ValueError):
+    """What a reader was pointed at is not a regular file, or is larger than it reads."""
+
+
+def read_limited(path: str | os.PathLike[str], limit: int = MAX_JSON_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them.
+
+    The file is opened without blocking, so a FIFO planted under a reader's name cannot hang
+    it, and refused unless it is a regular file (a link to ``/dev/zero``, a FIFO, a socket or
+    a device is never read); a file larger than ``limit`` is refused, never read to its end.
+
+    :raises OSError: when it cannot be opened.
+    :raises NotAFileError: when it is not a regular file or is larger than ``limit``.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotAFileError(f"{path}: not a regular file")
+        if info.st_size > limit:
+            raise NotAFileError(f"{path}: larger than {limit} bytes")
+        chunks = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:  # it grew while being read
+            raise NotAFileError(f"{path}: larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_json(path: str | os.PathLike[str], limit: int = MAX_JSON_BYTES) -> Any:
+    """Read a JSON file (a regular file of at most ``limit`` bytes: :func:`read_limited`).
+
+    :raises OSError: when it cannot be opened.
+    :raises ValueError: when it is not a regular file, too large, not UTF-8 or not JSON.
+    """
+    return json.loads(read_limited(path, limit).decode("utf-8"))
 
 
 @contextlib.contextmanager

@@ -36,7 +36,11 @@ SPEC = {
 def _comparable(record: dict) -> dict:
     """A record without what depends on when and where it ran (as JSON reads it back)."""
     record = json.loads(json.dumps(record))
-    out = {k: v for k, v in record.items() if k not in ("timings", "provenance", "checkpoint")}
+    out = {
+        k: v
+        for k, v in record.items()
+        if k not in ("timings", "provenance", "checkpoint", "digest")
+    }
     out["metrics"] = {**record["metrics"]}
     out["metrics"]["curve"] = [
         {k: v for k, v in epoch.items() if k != "seconds"} for epoch in record["metrics"]["curve"]
@@ -88,7 +92,7 @@ def reference():
     ids=["mid-epoch-1", "epoch-boundary", "twice"],
 )
 def test_an_interrupted_run_resumes_to_the_same_record(use_plugins, tmp_path, reference, stops):
-    path = tmp_path / "run.pt"
+    path = tmp_path / f"{reference['run_id']}.pt"
     for i, stop in enumerate(stops):
         plugins = use_plugins((f"stop{i}", stop))
         clear_stop()
@@ -107,16 +111,17 @@ def test_an_interrupted_run_resumes_to_the_same_record(use_plugins, tmp_path, re
 def test_periodic_checkpoints_do_not_change_the_result(tmp_path, reference):
     from dstbench.plugins import get_plugins
 
-    record = _train(get_plugins(), tmp_path / "run.pt", every=1).to_json()
+    path = tmp_path / f"{reference['run_id']}.pt"
+    record = _train(get_plugins(), path, every=1).to_json()
     assert _comparable(record) == _comparable(reference)
-    assert (tmp_path / "run.pt").exists()  # the worker removes it once the record is written
+    assert path.exists()  # the worker removes it once the record is written
 
 
 @pytest.mark.parametrize("bad", ["garbage", "other-run", "other-version"])
 def test_a_bad_checkpoint_is_discarded_and_the_run_starts_over(tmp_path, reference, bad):
     from dstbench.plugins import get_plugins
 
-    path = tmp_path / "run.pt"
+    path = tmp_path / f"{reference['run_id']}.pt"
     if bad == "garbage":
         path.write_bytes(b"\x00not a checkpoint")
     elif bad == "other-run":
@@ -131,8 +136,9 @@ def test_a_bad_checkpoint_is_discarded_and_the_run_starts_over(tmp_path, referen
 def test_a_checkpoint_that_does_not_fit_is_discarded(tmp_path, reference):
     from dstbench.plugins import get_plugins
 
-    path = tmp_path / "run.pt"
-    write(path, reference["run_id"], {"epoch": 1, "model": {"nope": torch.zeros(1)}})
+    path = tmp_path / f"{reference['run_id']}.pt"
+    position = {"epoch": 1, "batches_done": 0, "step": 40}
+    write(path, reference["run_id"], {**position, "model": {"nope": torch.zeros(1)}}, seed=5)
     record = _train(get_plugins(), path).to_json()
     assert record["status"] == "ok"
     assert record["checkpoint"]["discarded"].startswith("does not fit the run")

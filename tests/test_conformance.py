@@ -59,7 +59,15 @@ EXPECTED = {
         "Conv2d weight (8, 4, 3, 3): ValueError: too many values to unpack",
         "Conv2d weights 4-D",
     ),
-    "in_place": ({"does not modify its inputs"}, "ctx.weight changed", "ctx.weight.abs_()"),
+    "in_place": (
+        {
+            "does not modify its inputs",
+            "selects through the engine",  # the engine fails a run whose inputs change
+            "trains: a short DST run on digits ends ok",
+        },
+        "ctx.weight changed",
+        "ctx.weight.abs_()",
+    ),
     "global_rng": (
         {"draws randomness only from ctx.generator"},
         "the choice changed with torch's global random state",

@@ -64,7 +64,7 @@ seeds = [0, 1]
 """
 
 #: What may differ between two executions of the same run.
-EXECUTION_KEYS = ("timings", "provenance", "execution", "checkpoint")
+EXECUTION_KEYS = ("timings", "provenance", "execution", "checkpoint", "digest")
 
 #: The suite's last summary line: every count of it.
 SUMMARY = re.compile(
@@ -318,6 +318,60 @@ def test_a_run_on_a_killed_worker_is_run_again_on_the_other(cluster, tmp_path):
     }  # fmt: skip
     # Nothing of the killed worker's runs lives on.
     assert not run_processes(victim.pid)
+
+
+#: Short runs to finish on both workers, then long ones to be caught running.
+SHORT_THEN_LONG = """
+name = "finished"
+model = "mlp"
+dataset = "digits"
+epochs = [1, 40]
+densities = [0.1]
+criteria = ["magnitude"]
+growth = ["random"]
+seeds = [0, 1, 2]
+"""
+
+
+def test_records_written_before_a_worker_dies_are_never_rewritten(cluster, tmp_path):
+    """Dask recomputes the finished tasks of a worker it loses; their runs are done and
+    their records stay as they were (nothing is trained again)."""
+    (tmp_path / "s.toml").write_text(SHORT_THEN_LONG)
+    out = tmp_path / "out"
+    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115
+    driver = start_suite(cluster, tmp_path / "s.toml", out, log)
+    victim = cluster.processes["w0"]
+    try:
+        wait_for(lambda: len(list((out / "runs").glob("*.json"))) >= 3, 240, "3 records")
+        wait_for(lambda: run_processes(victim.pid), 240, "a run on w0")
+        before = {p.name: p.read_bytes() for p in (out / "runs").glob("*.json")}
+        cluster.kill("w0")
+        assert driver.wait(timeout=400) == 0
+    finally:
+        log.close()
+    stdout = (tmp_path / "driver.log").read_text()
+    after = {p.name: p.read_bytes() for p in (out / "runs").glob("*.json")}
+    rewritten = [name for name, data in before.items() if after[name] != data]
+    assert rewritten == [], stdout
+    assert len(after) == 6 and {json.loads(d)["status"] for d in after.values()} == {"ok"}
+
+
+def test_a_scheduler_lost_mid_suite_is_one_line(cluster, tmp_path):
+    (tmp_path / "s.toml").write_text(FOUR_LONG)
+    out = tmp_path / "out"
+    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115
+    driver = start_suite(cluster, tmp_path / "s.toml", out, log)
+    try:
+        wait_for(lambda: run_processes(cluster.processes["w0"].pid), 120, "a run on w0")
+        cluster.kill("scheduler")
+        code = driver.wait(timeout=120)
+    finally:
+        log.close()
+    stdout = (tmp_path / "driver.log").read_text()
+    assert code == 2, stdout
+    assert "Traceback" not in stdout
+    errors = [line for line in stdout.splitlines() if line.startswith("dstbench: error: ")]
+    assert len(errors) == 1 and "the scheduler at" in errors[0] and "was lost" in errors[0]
 
 
 def test_ctrl_c_stops_the_runs_on_the_workers_and_keeps_the_records(cluster, tmp_path):

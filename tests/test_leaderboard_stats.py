@@ -82,14 +82,15 @@ def test_rank_column_has_a_bootstrap_interval(tmp_path, registry):
 
 def test_chance_level_runs_are_marked(tmp_path, registry):
     results, _ = make_results(tmp_path, registry)
-    from dstbench.io import read_json, write_json_atomic
+    from dstbench.io import read_json
+    from dstbench.suite import RunStore
 
     for path in (results / "runs").glob("*.json"):
         record = read_json(path)
         spec = record["spec"]
         if spec["method"] == "static" and spec["density"] == 0.1 and spec["seed"] == 0:
             record["health"] = {"at_chance": True, "chance_accuracy": 0.1}
-            write_json_atomic(path, record)
+            RunStore(results).write(record)  # as dstbench writes it: with its digest
     rows = table_rows(render_leaderboard(results).markdown, GRADIENT)
     assert rows["static"][0].endswith(" †1")
     assert not rows["static"][1].endswith("†1")

@@ -46,7 +46,7 @@ seeds = {seeds}
 """
 
 #: What may differ between two executions of the same run.
-EXECUTION_KEYS = ("timings", "provenance", "execution", "checkpoint")
+EXECUTION_KEYS = ("timings", "provenance", "execution", "checkpoint", "digest")
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,8 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
 
 from dstbench._version import __version__
 from dstbench.cli.commands import COMMANDS
@@ -90,3 +90,9 @@ def warn_plugin_failures() -> None:
         sys.stderr.write(
             f"dstbench: warning: plugin {record.name!r}{source} failed: {record.error}\n"
         )
+
+
+def warn_untrusted(untrusted: Iterable[tuple[Any, str]]) -> None:
+    """One warning line per record that is not trusted and is left out (``(path, why)``)."""
+    for where, why in untrusted:
+        sys.stderr.write(f"dstbench: warning: {where}: untrusted record ({why}); left out\n")

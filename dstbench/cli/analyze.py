@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dstbench.analysis.report import write_report
+from dstbench.cli import warn_untrusted
 from dstbench.cli.commands import COMMANDS
 from dstbench.errors import DstbenchError, choices_text, did_you_mean
 
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     dirs = args.args[len(positional) :]
     params = info.resolve_params({**_params(args.param), **given})
     results = load_many(dirs, all_records=args.all_records)
+    warn_untrusted(results.untrusted)
     output = Path(args.output) if args.output else Path(dirs[0]) / f"{info.name}.md"
     report = info.fn(results, stem=output.stem, **params)
     path = write_report(report, output)

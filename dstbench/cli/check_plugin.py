@@ -11,7 +11,7 @@ from typing import Any
 
 from dstbench.cli.commands import COMMANDS
 from dstbench.conformance import PluginReport, check_plugin, format_report
-from dstbench.conformance.plugin import check_module
+from dstbench.conformance.plugin import COMPONENT_SECONDS, check_module
 from dstbench.errors import DstbenchError, PluginError, choices_text, did_you_mean
 from dstbench.plugins import DEFAULT_PLUGINS, ENTRY_POINT_GROUP, MODULES_ENV, load_plugins
 from dstbench.registry import KIND_PLURALS
@@ -47,10 +47,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip the short training runs (criteria, growth methods, lifecycle hooks)",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
+    parser.add_argument(
+        "--time-limit",
+        type=_seconds,
+        default=COMPONENT_SECONDS,
+        metavar="SECONDS",
+        help="fail a component whose checks take longer (default: %(default)g)",
+    )
     parser.add_argument("--data-root", default=None, help="data directory for dataset checks")
     parser.add_argument(
         "--download", action="store_true", help="let dataset checks download missing files"
     )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def env_modules() -> list[str]:
@@ -104,6 +121,7 @@ def _reports(args: argparse.Namespace) -> list[PluginReport]:
         "data_root": args.data_root,
         "download": args.download,
         "train": args.train,
+        "time_limit": args.time_limit,
     }
     plugins = installed_plugins()
     reports = []

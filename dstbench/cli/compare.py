@@ -6,6 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
+from dstbench.cli import warn_untrusted
 from dstbench.cli.commands import COMMANDS
 from dstbench.io import write_text_atomic
 
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     a = load_results(args.a, all_records=args.all_records)
     b = load_results(args.b, all_records=args.all_records)
+    warn_untrusted([*a.untrusted, *b.untrusted])
     comparison = compare(a, b)
     markdown = comparison_markdown(comparison, args.fail_on_regression)
     if args.output:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from dstbench.analysis.export import FORMATS
+from dstbench.cli import warn_untrusted
 from dstbench.cli.commands import COMMANDS
 
 NAME = "export"
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from dstbench.leaderboard.data import load_many
 
     results = load_many(args.directories, all_records=args.all_records)
+    warn_untrusted(results.untrusted)
     output = Path(args.output or Path(args.directories[0]) / f"runs.{args.format}")
     path = export(results.entries, args.format, output)
     print(f"wrote {path} ({len(results.entries)} runs)")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from dstbench.cli import warn_untrusted
 from dstbench.cli.commands import COMMANDS
 from dstbench.io import check_output_file
 from dstbench.leaderboard import (
@@ -95,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(output)
     path = write_leaderboard(dirs, output, **options)
     board = render_leaderboard(dirs, output, **options)
-    for where, why in board.untrusted:
-        sys.stderr.write(f"dstbench: warning: {where}: untrusted record ({why}); left out\n")
+    warn_untrusted(board.untrusted)
     plots = board.plots
     print(f"wrote {path}" + (f" and {len(plots)} plot(s) (PNG + SVG) next to it" if plots else ""))
     return 0

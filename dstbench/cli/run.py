@@ -14,9 +14,10 @@ from dstbench.contracts.spec import describe_spec
 from dstbench.engine.single import execute
 from dstbench.engine.spec import FIELDS, PAPER_FIDELITY, apply_paper_fidelity
 from dstbench.errors import DstbenchError
-from dstbench.io import check_output_file, check_writable_dir, write_json_atomic
+from dstbench.io import check_output_file, check_writable_dir
 from dstbench.preflight import check_device
 from dstbench.suite.progress import accuracy_text
+from dstbench.suite.store import write_record
 
 NAME = "run"
 HELP = COMMANDS["run"].help
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
     )
     if args.output:
-        write_json_atomic(args.output, record)
+        write_record(args.output, record)
     if args.json:
         print(json.dumps(record, indent=2, sort_keys=True))
     else:

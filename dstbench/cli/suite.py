@@ -71,6 +71,11 @@ def _non_negative(text: str) -> int:
     return value
 
 
+#: The most runs a suite may have unless ``--max-runs`` says more: expanding a grid costs
+#: memory per run (a million runs take gigabytes before the first one trains).
+MAX_RUNS = 100_000
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The suite file, parallelism, preview and execution options."""
     parser.add_argument("file", metavar="FILE", help="suite file, e.g. suites/quick.toml")
@@ -86,6 +91,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dry-run",
         action="store_true",
         help="print the run matrix with each run's status (done, failed, to run) and stop",
+    )
+    parser.add_argument(
+        "--max-runs",
+        type=_positive,
+        default=MAX_RUNS,
+        metavar="N",
+        help=f"refuse a suite of more runs than this (default: {MAX_RUNS:,})",
     )
     parser.add_argument(
         "--output",
@@ -234,8 +246,16 @@ def run(args: argparse.Namespace) -> int:
     warn_plugin_failures()
     registry = get_plugins().registry
     try:
-        suite = load_suite(args.file, registry, max_runs=DRY_RUN_LIMIT if args.dry_run else None)
+        suite = load_suite(
+            args.file, registry, max_runs=DRY_RUN_LIMIT if args.dry_run else args.max_runs
+        )
     except TooManyRuns as big:
+        if not args.dry_run:
+            msg = (
+                f"{args.file}: suite {big.name!r} has up to {big.runs:,} runs, more than "
+                f"--max-runs {args.max_runs:,}; preview it with --dry-run, or raise --max-runs"
+            )
+            raise SuiteError(msg) from None
         print(
             f"suite {big.name}: up to {big.runs:,} runs, too many to list (the limit is "
             f"{DRY_RUN_LIMIT:,}); by setup:"

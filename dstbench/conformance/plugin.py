@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,36 @@ HOOKS = "implements at least one dstbench hook"
 _KIND_OF_PLURAL = {plural: kind for kind, plural in KIND_PLURALS.items()}
 
 
+#: Seconds one component's checks may take before it is failed as never answering.
+COMPONENT_SECONDS = 300.0
+ANSWERS = "answers within the time limit"
+
+
+class _TimeUp(BaseException):
+    """Raised in the main thread when a component's checks run past their time limit."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`_TimeUp` after ``seconds`` (SIGALRM; in the main thread of a POSIX
+    process only, elsewhere no limit applies)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if seconds is None or not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise _TimeUp
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def check_component(
     info: ComponentInfo,
     plugins: LoadedPlugins,
@@ -35,9 +68,40 @@ def check_component(
     data_root: str | Path | None = None,
     download: bool = False,
     train: bool = True,
+    time_limit: float | None = COMPONENT_SECONDS,
 ) -> ComponentReport:
-    """Every check for one registered component (``train=False`` skips the short runs)."""
+    """Every check for one registered component (``train=False`` skips the short runs).
+
+    :param time_limit: seconds its checks may take (None: no limit); a component that does
+        not answer in time fails ``answers within the time limit`` and the rest is skipped.
+    """
     report = ComponentReport(info.kind, info.name, info.plugin)
+    try:
+        with _time_limit(time_limit):
+            _run_checks(report, info, plugins, params, device, data_root, download, train)
+    except _TimeUp:
+        report.checks.append(
+            Check(
+                ANSWERS,
+                "fail",
+                f"its checks did not finish within {time_limit:g}s (a call that never returns?)",
+                "make every call return; a slow component can be checked with a larger "
+                "--time-limit",
+            )
+        )
+    return report
+
+
+def _run_checks(
+    report: ComponentReport,
+    info: ComponentInfo,
+    plugins: LoadedPlugins,
+    params: Mapping[str, Any] | None,
+    device: str,
+    data_root: str | Path | None,
+    download: bool,
+    train: bool,
+) -> None:
     if isinstance(info, (CriterionInfo, GrowthInfo)):
         report.checks += check_selector(info, params=params, device=device)
         if train:
@@ -58,7 +122,6 @@ def check_component(
         report.checks += check_analysis(info, params=params)
     else:
         report.checks.append(Check("has conformance checks", "skip", f"none for {info.kind}s yet"))
-    return report
 
 
 def load_for_check(plugin: str, obj: object | None = None) -> tuple[LoadedPlugins | None, Check]:
@@ -115,6 +178,7 @@ def check_plugin(
     data_root: str | Path | None = None,
     download: bool = False,
     train: bool = True,
+    time_limit: float | None = COMPONENT_SECONDS,
 ) -> PluginReport:
     """Check a plugin and everything it registers.
 
@@ -123,6 +187,7 @@ def check_plugin(
     :param name: the name to register an object under (default: its ``__name__``).
     :param components: check only these component names (default: all).
     :param train: run the short training runs (criteria, growth methods, lifecycle hooks).
+    :param time_limit: seconds each component's checks may take (None: no limit).
     :raises PluginError: when ``plugin`` names no installed plugin.
     """
     obj = None if isinstance(plugin, str) else plugin
@@ -166,6 +231,7 @@ def check_plugin(
                     data_root=data_root,
                     download=download,
                     train=train,
+                    time_limit=time_limit,
                 )
             )
     lifecycle = [h for h in implemented if h in LIFECYCLE_HOOKS]

@@ -75,7 +75,7 @@ KIND_BY_NAME: Mapping[str, ComponentKind] = MappingProxyType({k.name: k for k in
 #: Registry attribute for every kind (singular -> plural).
 KIND_PLURALS: Mapping[str, str] = MappingProxyType({k.name: k.plural for k in KINDS})
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]*$")
+_NAME_RE = re.compile(r"[a-z][a-z0-9_\-]*")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,7 +305,7 @@ class Register:
     ) -> None:
         """Register ``fn`` under ``name``; see the kind's hook for the accepted options."""
         where = f"plugin {self.plugin!r} registering {self.kind} {name!r}"
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
             msg = f"{where}: names are lower-case letters, digits, '_' or '-', got {name!r}"
             raise PluginError(msg)
         if not callable(fn):  # plugins are untyped callers: check at run time

@@ -31,6 +31,11 @@ class Job:
     record_path: str
     #: A short human label (``magnitude/gradient mlp/digits d=0.1 seed=0``).
     label: str
+    #: The content digest of the record this job may replace (the record its run had when
+    #: the driver planned it: a failed run's, or one asked to run again), or None when it had
+    #: none. A worker that finds any other trusted record there leaves it and trains nothing:
+    #: the run finished elsewhere (a copy of its task, recomputed after a worker died).
+    replaces: str | None = None
 
     def __post_init__(self) -> None:
         # A spec's JSON form (what suites and job files hold) is accepted and typed here.
@@ -45,6 +50,7 @@ class Job:
             "spec": self.spec.to_json(),
             "record_path": self.record_path,
             "label": self.label,
+            "replaces": self.replaces,
         }
 
     @classmethod
@@ -55,6 +61,7 @@ class Job:
             spec=RunSpec.from_json(data["spec"]),
             record_path=str(data["record_path"]),
             label=str(data.get("label", data["run_id"])),
+            replaces=data.get("replaces"),
         )
 
 

@@ -3,6 +3,7 @@ for what a checkpoint holds and why it is exact)."""
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,17 @@ def save(
         },
         "resumes": run.resumes,
     }
-    checkpoints.write(run.checkpoint, state.spec.run_id, payload)
+    try:
+        checkpoints.write(run.checkpoint, state.spec.run_id, payload, seed=state.spec.seed)
+    except checkpoints.WriteFailed as exc:
+        # The run loses its resume point, not its result: warn once, go on training.
+        if not log.extra.get("checkpoint_write_failed"):
+            sys.stderr.write(
+                f"dstbench: warning: run {state.spec.run_id}: cannot write its checkpoint "
+                f"({exc}); training goes on without one\n"
+            )
+            sys.stderr.flush()
+            log.extra["checkpoint_write_failed"] = str(exc)
     run.last_checkpoint = time.monotonic()
 
 
@@ -67,8 +78,11 @@ def resume(run: SingleRun, totals: Accumulator) -> checkpoints.Resumed | None:
     if run.checkpoint is None:
         return None
     state, log = run.state, run.state.log
-    data, problem = checkpoints.read(run.checkpoint, state.spec.run_id)
+    data, problem = checkpoints.read(
+        run.checkpoint, state.spec.run_id, seed=state.spec.seed, epochs=state.spec.epochs
+    )
     if problem is not None:
+        checkpoints.warn_discarded(run.checkpoint, problem)
         log.extra["checkpoint"] = {"discarded": problem}
         checkpoints.remove(run.checkpoint)
     if data is None:

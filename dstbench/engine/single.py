@@ -26,6 +26,7 @@ from dstbench.engine.loop import (
     SingleRun,
     final_test_metrics,
 )
+from dstbench.engine.process import reset_process_state
 from dstbench.engine.provenance import provenance
 from dstbench.engine.record import RunLog, assemble_record, error_block
 from dstbench.engine.resume import CheckpointMismatch
@@ -82,6 +83,7 @@ def train_run(
         and masks, :func:`prepare_masked`).
     :raises RunInterrupted: when the process is asked to stop (the run has checkpointed).
     """
+    reset_process_state()  # whatever an earlier run in this process left changed
     started = time.perf_counter()
     state: RunState | None = None
     setup: Setup | None = None
@@ -117,6 +119,8 @@ def train_run(
             trainer.train()
             final_test_metrics(log, setup, trainer.best, trainer.evaluate)
     except CheckpointMismatch as exc:  # start over, from scratch, without it
+        if checkpoint is not None:
+            checkpoints.warn_discarded(checkpoint, f"does not fit the run ({exc})")
         checkpoints.remove(checkpoint)
         return train_run(
             spec,

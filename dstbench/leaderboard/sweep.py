@@ -114,6 +114,14 @@ def check_key(entries: Sequence[Entry], key: str, where: str) -> None:
     if base not in FIELDS:
         msg = f"unknown key {key!r}{did_you_mean(key, list(FIELDS))}; swept in {where}: "
         raise DstbenchError(msg + (choices_text(keys) if keys else "nothing"))
+    if base in ("seed", "method"):
+        what = (
+            "seeds are the replicates averaged in every point"
+            if base == "seed"
+            else ("methods are the lines of every panel")
+        )
+        msg = f"{key!r} cannot be swept ({what}); swept keys in {where}: "
+        raise DstbenchError(msg + (choices_text(keys) if keys else "none"))
     msg = f"{key!r} takes one value only in {where}; swept keys there: "
     raise DstbenchError(msg + (choices_text(keys) if keys else "none"))
 

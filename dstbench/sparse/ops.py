@@ -25,6 +25,61 @@ def _check_inputs(info: ComponentInfo, ctx: LayerContext, needs_grad: bool) -> N
         raise CriterionError(msg)
 
 
+#: Integer types of each element size, to read a tensor's bits.
+_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _fingerprint(tensor: torch.Tensor | None) -> tuple[int, ...] | None:
+    """A cheap checksum of ``tensor``'s values (their bits, summed plain and by position) and
+    its version counter, which every in-place torch operation bumps.
+
+    Two sums of the raw bits catch any changed value and any moved one; the version counter
+    catches writes that restore the values. The cost is two passes over the layer, once per
+    topology update.
+    """
+    if tensor is None:
+        return None
+    flat = tensor.detach().reshape(-1)
+    if flat.is_complex() or flat.element_size() not in _BITS:
+        flat = flat.to(torch.float64)
+    bits = flat.view(_BITS[flat.element_size()]).to(torch.int64)
+    weights = torch.arange(1, bits.numel() + 1, dtype=torch.int64, device=bits.device)
+    plain, weighted = int(bits.sum()), int((bits * weights).sum())
+    return (tensor._version, plain, weighted)
+
+
+def _fingerprints(ctx: LayerContext) -> dict[str, tuple[int, ...] | None]:
+    return {
+        "weight": _fingerprint(ctx.weight),
+        "mask": _fingerprint(ctx.mask),
+        "grad": _fingerprint(ctx.grad),
+        "momentum": _fingerprint(ctx.momentum),
+    }
+
+
+def _check_untouched(
+    info: ComponentInfo, ctx: LayerContext, before: dict[str, tuple[int, ...] | None]
+) -> None:
+    """Raise when the plugin changed one of its inputs in place (it must only read them)."""
+    after = _fingerprints(ctx)
+    changed = [name for name, value in before.items() if after[name] != value]
+    if changed:
+        names = ", ".join(f"ctx.{name}" for name in changed)
+        msg = (
+            f"{info.kind} {info.name!r} on layer {ctx.layer!r} modified {names} in place; "
+            "criteria and growth methods must not change their inputs (work on a copy)"
+        )
+        raise CriterionError(msg)
+
+
+def _call(info: ComponentInfo, ctx: LayerContext, *args: Any, **params: Any) -> Any:
+    """``info.fn(ctx, *args, **params)``, failing when it modified the context's tensors."""
+    before = _fingerprints(ctx)
+    result = info.fn(ctx, *args, **params)
+    _check_untouched(info, ctx, before)
+    return result
+
+
 def _check_selection(
     info: ComponentInfo, chosen: Any, allowed: torch.Tensor, n: int | None, layer: str
 ) -> torch.Tensor:
@@ -58,6 +113,12 @@ def _check_scores(info: ComponentInfo, scores: Any, shape: torch.Size, layer: st
             f"{tuple(shape)}, got {got}"
         )
         raise CriterionError(msg)
+    if scores.dtype == torch.bool or scores.is_complex():
+        msg = (
+            f"{info.kind} {info.name!r} on layer {layer!r}: scores must be real numbers, got "
+            f"a {str(scores.dtype).removeprefix('torch.')} tensor"
+        )
+        raise CriterionError(msg)
 
 
 @torch.no_grad()
@@ -71,9 +132,9 @@ def prune_positions(
     """
     _check_inputs(info, ctx, info.needs_grad)
     if info.selects:
-        chosen = info.fn(ctx, n, **params)
+        chosen = _call(info, ctx, n, **params)
         return _check_selection(info, chosen, ctx.mask, n if info.exact else None, ctx.layer)
-    scores = info.fn(ctx, **params)
+    scores = _call(info, ctx, **params)
     _check_scores(info, scores, ctx.weight.shape, ctx.layer)
     what = f"criterion {info.name!r} scores on layer {ctx.layer!r}"
     return select(scores, ctx.mask, n, largest=False, generator=ctx.generator, what=what)
@@ -87,9 +148,9 @@ def grow_positions(
     _check_inputs(info, ctx, info.needs_grad)
     inactive = ~ctx.mask
     if info.selects:
-        chosen = info.fn(ctx, n, **params)
+        chosen = _call(info, ctx, n, **params)
         return _check_selection(info, chosen, inactive, n if info.exact else None, ctx.layer)
-    scores = info.fn(ctx, **params)
+    scores = _call(info, ctx, **params)
     _check_scores(info, scores, ctx.weight.shape, ctx.layer)
     what = f"growth {info.name!r} scores on layer {ctx.layer!r}"
     return select(scores, inactive, n, largest=True, generator=ctx.generator, what=what)

@@ -120,6 +120,8 @@ class DaskExecutor:
             )
             client = Client(cluster)
         try:
+            # Its own logs of a lost connection are tracebacks; the suite says it in one line.
+            _quiet_client_logs()
             follower = _Follower(client, options, reporter, self.threads)
             try:
                 follower.submit_all(jobs)
@@ -127,6 +129,15 @@ class DaskExecutor:
             except KeyboardInterrupt:
                 follower.stop()
                 raise
+            except Exception as exc:
+                if not _scheduler_lost(exc):
+                    raise
+                where = self.address or "this machine's LocalCluster"
+                raise SuiteError(
+                    f"executor 'dask': the scheduler at {where} was lost mid-suite "
+                    f"({type(exc).__name__}); the records written stay, run the suite again "
+                    "once a scheduler answers"
+                ) from None
         finally:
             client.close()
             if cluster is not None:
@@ -319,6 +330,25 @@ class _Follower:
                 time.sleep(0.2)
 
 
+def _quiet_client_logs() -> None:
+    """Keep dask's client-side loggers to critical messages in the driver (they log every
+    lost connection with its traceback; the suite reports a lost scheduler in one line)."""
+    import logging
+
+    for name in ("distributed.client", "distributed.utils", "distributed.core", "distributed.comm"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _scheduler_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says that the client lost its scheduler (its futures were cancelled,
+    its connection closed), rather than a bug of ours."""
+    from concurrent.futures import CancelledError
+
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    lost = {"FuturesCancelledError", "CommClosedError", "StreamClosedError"}
+    return bool(names & lost) or isinstance(exc, CancelledError)
+
+
 def _topic(token: str) -> str:
     return f"dstbench-{token}"
 
@@ -501,8 +531,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent(int(args[1]))
     from dstbench.suite import worker
+    from dstbench.suite.reaping import reap_descendants
 
-    return worker.main([args[0]])
+    try:
+        return worker.main([args[0]])
+    finally:
+        reap_descendants()  # what the run's plugins started ends with the run
 
 
 if __name__ == "__main__":

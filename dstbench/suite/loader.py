@@ -121,7 +121,7 @@ _ALIASES: dict[str, str] = {
 
 _SETUP_ALLOWED: tuple[str, ...] = (*SETUP_KEYS, *GRID_KEYS, *HYPER_KEYS, *OPTION_KEYS)
 _TOP_ALLOWED: tuple[str, ...] = (*META_KEYS, *_SETUP_ALLOWED)
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*")
 _LIST_FIELD_TYPES = ("fractions", "components:")
 _MISSING = object()
 
@@ -322,7 +322,7 @@ class _SuiteBuilder:
         data = self.data
         self.check_keys(data, _TOP_ALLOWED, "")
         name = data.get("name", self.path.stem)
-        if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_NAME:
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or len(name) > MAX_NAME:
             shown = name if not isinstance(name, str) or len(name) <= 40 else name[:40] + "..."
             raise self.fail(
                 "name",

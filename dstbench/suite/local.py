@@ -32,12 +32,15 @@ from dstbench.io import OutputError
 from dstbench.plugins import get_plugins
 from dstbench.suite.executors import ExecutionOptions, Job, Reporter, available_cpus
 from dstbench.suite.progress import format_duration
+from dstbench.suite.reaping import kill_group, lead_own_group, reap_group
 from dstbench.suite.worker import configure_threads, make_engine, run_group
 
 #: Seconds between checks, in a worker, that the driver is still alive.
 PARENT_CHECK_SECONDS = 0.5
 #: Seconds a stopping worker gets before it is killed.
 STOP_GRACE_SECONDS = 5.0
+#: Workers killed by a signal while starting that are replaced before the suite gives up.
+MAX_STARTUP_DEATHS = 3
 
 
 def worker_devices(device: str, workers: int) -> list[str]:
@@ -101,7 +104,8 @@ class _Worker:
     ready: bool = False
     #: The jobs it is running: one, or a group trained together by the batched engine.
     jobs: list[Job] = field(default_factory=list)
-    #: When its current jobs were handed to it (``time.monotonic()``).
+    #: When its current jobs were handed to it, or when the last of them finished
+    #: (``time.monotonic()``): the time limit counts from there.
     job_started: float = 0.0
 
 
@@ -116,6 +120,8 @@ class _Pool:
         self.context = multiprocessing.get_context("spawn")
         self.workers: list[_Worker] = []
         self.pending: deque[list[Job]] = deque()
+        #: Workers killed by a signal before they were ready, so far.
+        self.startup_deaths = 0
 
     def start(self, index: int) -> _Worker:
         ours, theirs = self.context.Pipe(duplex=True)
@@ -188,6 +194,7 @@ class _Pool:
             run_id = message[1]
             error = message[2] if len(message) > 2 else None
             worker.jobs = [job for job in worker.jobs if job.run_id != run_id]
+            worker.job_started = time.monotonic()  # the others' time counts from now
             self.reporter.finished(run_id, error)
         elif kind == "interrupted":  # it checkpointed on a signal and is exiting
             run_id = message[1]
@@ -195,9 +202,13 @@ class _Pool:
             self.reporter.interrupted(run_id, f"worker {worker.name} was stopped; resumes")
 
     def stop_overdue(self) -> None:
-        """Kill the workers whose runs are past the time limit; their runs are failed.
+        """Kill the workers whose runs are past the time limit.
 
-        A batched group of K runs trained together gets K times the limit.
+        A group of K runs trained together gets K times the limit, counted from when it
+        started or its last run finished (a group whose engine trains its runs one after
+        another gives each the limit). A single run past its limit is failed; a group past
+        its limit is split: each of its runs runs again alone, so that one run that never
+        returns fails alone and its siblings finish.
         """
         limit = self.options.timeout
         if limit is None:
@@ -210,18 +221,28 @@ class _Pool:
             _kill(worker.process)
             worker.conn.close()
             self.workers.remove(worker)
-            for job in jobs:
+            took = format_duration(now - worker.job_started)
+            if len(jobs) > 1:
+                for job in reversed(jobs):
+                    self.pending.appendleft([job])
+                    self.reporter.interrupted(
+                        job.run_id,
+                        f"its group of {len(jobs)} ran past {took} (the time limit is "
+                        f"{format_duration(limit)} a run); each runs again alone",
+                    )
+            else:
                 self.reporter.finished(
-                    job.run_id,
-                    f"timed out after {format_duration(now - worker.job_started)} "
-                    f"(the time limit is {format_duration(limit)}; a stuck plugin or a slow "
-                    "setup?)",
+                    jobs[0].run_id,
+                    f"timed out after {took} (the time limit is {format_duration(limit)}; a "
+                    "stuck plugin or a slow setup?)",
                 )
             if self.pending:
                 self.workers.append(self.start(worker.index))
 
     def handle_death(self, worker: _Worker) -> None:
         code = worker.process.exitcode
+        if worker.process.pid is not None:
+            kill_group(worker.process.pid)  # what its runs started dies with it
         worker.conn.close()
         self.workers.remove(worker)
         if worker.jobs:
@@ -231,11 +252,27 @@ class _Pool:
                     job.run_id, f"worker {worker.name} died while running it ({_exit_text(code)})"
                 )
         elif not worker.ready:
-            msg = (
-                f"worker process {worker.name} failed to start ({_exit_text(code)}); see its "
-                "error above. A script that runs suites must keep its top-level code under "
-                "`if __name__ == '__main__':` (workers are spawned and import the main module)"
-            )
+            killed = code is not None and code < 0
+            self.startup_deaths += 1
+            if killed and self.startup_deaths <= MAX_STARTUP_DEATHS:
+                # Killed from outside (the OOM killer, a kill -9) before it was ready: not
+                # the suite's fault; another worker takes its place.
+                if self.pending or any(w.jobs for w in self.workers):
+                    self.workers.append(self.start(worker.index))
+                return
+            if killed:
+                msg = (
+                    f"worker process {worker.name} was {_exit_text(code)} while starting, "
+                    f"{self.startup_deaths} times; is something killing dstbench's processes "
+                    "(memory limits, the OOM killer)?"
+                )
+            else:
+                msg = (
+                    f"worker process {worker.name} failed to start ({_exit_text(code)}); see "
+                    "its error above. A script that runs suites must keep its top-level code "
+                    "under `if __name__ == '__main__':` (workers are spawned and import the "
+                    "main module)"
+                )
             raise SuiteError(msg)
         if self.pending:
             self.workers.append(self.start(worker.index))
@@ -260,6 +297,8 @@ class _Pool:
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()
+            if worker.process.pid is not None:
+                kill_group(worker.process.pid)
             worker.conn.close()
         self.workers = []
 
@@ -272,6 +311,8 @@ def _kill(process: BaseProcess) -> None:
     if process.is_alive():
         process.kill()
     process.join()
+    if process.pid is not None:
+        kill_group(process.pid)
 
 
 def _exit_text(code: int | None) -> str:
@@ -293,6 +334,7 @@ def worker_main(conn: Connection, name: str, device: str, threads: int, parent: 
     # Ctrl-C reaches the whole process group; the driver decides what happens to workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent(parent)
+    lead_own_group()  # what plugins start is in this group, and reaped with it
 
     configure_threads(threads)
     if device.startswith("cuda"):
@@ -336,6 +378,8 @@ def worker_main(conn: Connection, name: str, device: str, threads: int, parent: 
                 if job.run_id not in done:
                     why = f"worker {name} could not write the record: {exc}"
                     send(("done", job.run_id, why))
+        finally:
+            reap_group()  # processes its plugins started end with the runs
 
 
 def _watch_parent(parent: int) -> None:

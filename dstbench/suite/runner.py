@@ -322,8 +322,9 @@ def run_suite(
             Job(
                 c.run_id,
                 RunSpec.from_json(c.spec),
-                str(store.record_path(c.run_id).resolve()),
+                str(store.root.resolve() / "runs" / f"{c.run_id}.json"),
                 c.label,
+                replaces=store.digest(c.run_id),
             )
             for c in todo
         ]

@@ -1,10 +1,12 @@
 """The result store: one JSON record per run, at ``<root>/runs/<run_id>.json``.
 
-A run is *done* when its record exists, is trusted (:func:`record_problem`) and says ``ok``. A
-record is trusted only when it is what it claims to be: its file name is its run id, its spec
-hashes to that id, and an ``ok`` record has finite numeric metrics (a test accuracy, unless it
-is an overlap-at-initialisation run, whose result is its recorded overlap). Anything else (a
-record copied over another run's file, edited by hand, truncated by a full disk) is reported,
+A run is *done* when its record exists, is trusted (:func:`record_problem`) and says ``ok``.
+A record is trusted only when it is what it claims to be: a regular file whose name is its run
+id, whose spec hashes to that id, whose values have the types and ranges of the record format
+(:mod:`dstbench.suite.validity`; an ``ok`` record has a test accuracy, unless it is an
+overlap-at-initialisation run, whose result is its recorded overlap) and whose content matches
+the digest it was written with (schema 2 and later; :func:`dstbench.contracts.record.seal`). Anything else (a record copied
+over another run's file, edited by hand, truncated by a full disk, a link) is reported,
 moved to ``<root>/quarantine/`` by :meth:`RunStore.quarantine_untrusted` and its run counts as
 missing, so the next ``dstbench suite`` runs it again. Records are written atomically (a
 temporary file in the same directory, then a rename), so a reader sees a whole record or none,
@@ -20,6 +22,7 @@ import json
 import math
 import os
 import secrets
+import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,7 +77,9 @@ def record_problem(record: Any, file_id: str | None = None) -> str | None:
     :param file_id: the run id its file name claims (None for records outside a store,
         e.g. ``dstbench run -o mine.json``, whose names are the user's).
     """
+    from dstbench.contracts.record import digest_problem
     from dstbench.contracts.spec import spec_hash
+    from dstbench.suite.validity import record_values_problem
 
     if not isinstance(record, dict):
         return f"not a JSON object ({type(record).__name__})"
@@ -101,6 +106,9 @@ def record_problem(record: Any, file_id: str | None = None) -> str | None:
         return f"its spec cannot be hashed ({exc})"
     if actual != run_id:
         return f"its spec hashes to {actual!r}, not to its run_id {run_id!r}"
+    problem = record_values_problem(record) or digest_problem(record)
+    if problem is not None:
+        return problem
     if status == "ok":
         metrics = record.get("metrics")
         if not isinstance(metrics, dict):
@@ -113,6 +121,34 @@ def record_problem(record: Any, file_id: str | None = None) -> str | None:
             if value is not None and not isinstance(value, (int, float, list, dict, str)):
                 return f"status ok but metrics.{name} is not a number"
     return None
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What is at ``path`` when it is not a regular file (``a symbolic link``), else None.
+
+    A store's record files are regular files that its writers created; a link planted there
+    would make writers or readers reach outside the results directory.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return None
+
+
+def write_record(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
+    """Write a record's JSON form atomically at ``path``, sealed with its content digest
+    (:func:`dstbench.contracts.record.seal`), so that an edit made afterwards is detected.
+
+    :raises OutputError: when it cannot be written (a link or a directory there, no space).
+    """
+    from dstbench.contracts.record import seal
+
+    write_json_atomic(path, seal(record))
 
 
 class RunStore:
@@ -129,6 +165,8 @@ class RunStore:
     def load(self, run_id: str) -> dict[str, Any] | None:
         """The record of ``run_id``, or None when it is missing, unreadable or untrusted."""
         path = self.record_path(run_id)
+        if _not_a_file(path) is not None:
+            return None
         try:
             record = read_json(path)
         except (OSError, ValueError):
@@ -136,6 +174,13 @@ class RunStore:
         if record_problem(record, run_id) is not None:
             return None
         return record
+
+    def digest(self, run_id: str) -> str | None:
+        """The content digest of the trusted record of ``run_id``, or None without one."""
+        from dstbench.contracts.record import content_digest
+
+        record = self.load(run_id)
+        return None if record is None else content_digest(record)
 
     def status(self, run_id: str) -> str:
         """``ok``, ``failed``, ``diverged``, ``invalid``, or ``missing``."""
@@ -147,9 +192,9 @@ class RunStore:
         return {run_id: self.status(run_id) for run_id in run_ids}
 
     def write(self, record: Mapping[str, Any]) -> Path:
-        """Write ``record`` atomically at its run id's path."""
+        """Write ``record`` atomically at its run id's path (with its digest)."""
         path = self.record_path(str(record["run_id"]))
-        write_json_atomic(path, record)
+        write_record(path, record)
         return path
 
     def records(self) -> Iterator[tuple[Path, dict[str, Any] | None]]:
@@ -168,6 +213,10 @@ class RunStore:
         if not self.runs.is_dir():
             return
         for path in sorted(self.runs.glob("*.json")):
+            what = _not_a_file(path)
+            if what is not None:
+                yield path, f"{what}, not a record file"
+                continue
             try:
                 record = read_json(path)
             except (OSError, ValueError) as exc:
@@ -268,6 +317,9 @@ class RunStore:
                     f"({holder or 'another process'}); wait for it or use another --output"
                 )
                 raise SuiteError(msg) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid()}).encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps({"pid": os.getpid()}).encode(), 0)
+            except OSError as exc:  # e.g. no space left on the device
+                raise OutputError(os_error_text(self.root / LOCK, exc)) from None
             yield

@@ -16,6 +16,7 @@ import functools
 import json
 import os
 import platform
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -29,21 +30,24 @@ from dstbench.contracts.execution import (
     Job,
     RunRequest,
 )
-from dstbench.contracts.record import RunRecord
+from dstbench.contracts.record import RunRecord, content_digest
 from dstbench.contracts.spec import RunSpec
 from dstbench.engine.checkpoint import remove as remove_checkpoint
+from dstbench.engine.checkpoint import remove_temporaries as remove_checkpoint_temporaries
 from dstbench.engine.interrupt import (
     INTERRUPTED,
     INTERRUPTED_EXIT,
     RunInterrupted,
     stop_on_signals,
 )
+from dstbench.engine.process import reset_process_state, set_run_threads
 from dstbench.engine.record import failed_record
 from dstbench.errors import DstbenchError
-from dstbench.io import OutputError, write_json_atomic
+from dstbench.io import OutputError, read_json
 from dstbench.plugins import get_plugins
 from dstbench.registry import Registry
 from dstbench.resolve import lookup
+from dstbench.suite.store import record_problem, write_record
 
 
 def configure_threads(threads: int) -> None:
@@ -54,6 +58,7 @@ def configure_threads(threads: int) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     torch.set_num_threads(threads)
+    set_run_threads(threads)
 
 
 def failure_record(
@@ -127,6 +132,23 @@ def run_group(
     :param finished: called with each run id once its record is written.
     :raises OutputError: when a record cannot be written (no space left, read-only).
     """
+    if not jobs:
+        return []
+    done = {job.run_id: status for job in jobs if (status := finished_status(job)) is not None}
+    for run_id in done:
+        if finished:
+            finished(run_id)
+    if done:
+        rest = run_group(
+            [job for job in jobs if job.run_id not in done],
+            options,
+            device=device,
+            worker=worker,
+            progress=progress,
+            finished=finished,
+        )
+        trained = iter(rest)
+        return [done[job.run_id] if job.run_id in done else next(trained) for job in jobs]
     dirs = [_artifact_dir(options, job) for job in jobs]
     requests = [
         RunRequest(
@@ -143,10 +165,12 @@ def run_group(
         with stop_on_signals():
             plugins = get_plugins()
             engine = make_engine(options.engine, plugins.registry)
+            leaked = reset_process_state()  # what earlier runs of this process left changed
             for record in engine.run(requests, options, plugins):
                 job = jobs[len(statuses)]
                 directory = dirs[len(statuses)]
-                statuses.append(_finish(job, options, _checked(job, record), worker, directory))
+                record = _checked(job, record)
+                statuses.append(_finish(job, options, record, worker, directory, leaked))
                 if finished:
                     finished(job.run_id)
     except RunInterrupted:
@@ -161,11 +185,40 @@ def run_group(
     return statuses
 
 
+def finished_status(job: Job) -> str | None:
+    """The status of a trusted record of ``job``'s run that ``job`` must not replace, or None.
+
+    A run whose trusted record is not the one the job was planned over (``job.replaces``)
+    finished elsewhere: a copy of its task that a cluster ran again after a worker died, or
+    another invocation. Its record stands; the job neither trains it again nor rewrites it.
+    """
+    try:
+        record = read_json(job.record_path)
+    except (OSError, ValueError):
+        return None
+    if record_problem(record, job.run_id) is not None:
+        return None
+    if content_digest(record) == job.replaces:
+        return None
+    return str(record["status"])
+
+
 def _artifact_dir(options: ExecutionOptions, job: Job) -> Path | None:
-    """The run's artifact directory, created for observers (None without an artifact root)."""
+    """The run's artifact directory, created for observers (None without an artifact root).
+
+    What a killed attempt of the run left is removed first: its checkpoint's temporary files,
+    and its artifact folder unless the run resumes from its checkpoint (then the folder is
+    the run's, up to that point).
+    """
+    checkpoint = checkpoint_path(job)
+    remove_checkpoint_temporaries(checkpoint)
     if not options.artifact_root:
         return None
     directory = Path(options.artifact_root) / job.run_id
+    if directory.is_symlink():  # planted: observers would write wherever it points
+        directory.unlink()
+    elif directory.is_dir() and not checkpoint.exists():
+        shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 
@@ -176,14 +229,19 @@ def _finish(
     record: RunRecord,
     worker: str,
     directory: Path | None,
+    reset: Sequence[str] = (),
 ) -> str:
-    """Tidy the run's artifact folder and write its record; return its status."""
+    """Tidy the run's artifact folder and write its record (unless the run finished elsewhere
+    meanwhile: then that record stands); return its status."""
+    elsewhere = finished_status(job)
+    if elsewhere is not None:
+        return elsewhere
     if directory is not None:
         # Keep it only if an observer wrote into it. The shared parent stays: another worker
         # may be creating its own run's folder in it right now (the driver removes it).
         with contextlib.suppress(OSError):
             directory.rmdir()
-    _write(job, options, record, worker)
+    _write(job, options, record, worker, reset)
     remove_checkpoint(checkpoint_path(job))  # the record holds what it was for
     return record.status
 
@@ -200,21 +258,24 @@ def _checked(job: Job, record: RunRecord) -> RunRecord:
     )
 
 
-def _write(job: Job, options: ExecutionOptions, record: RunRecord, worker: str) -> None:
+def _write(
+    job: Job, options: ExecutionOptions, record: RunRecord, worker: str, reset: Sequence[str] = ()
+) -> None:
     import torch
 
-    record = record.with_execution(
-        {
-            "executor": options.executor,
-            "workers": options.workers,
-            "worker": worker,
-            "host": platform.node(),
-            "torch_threads": torch.get_num_threads(),
-            "engine": options.engine,
-        }
-    )
+    execution: dict[str, Any] = {
+        "executor": options.executor,
+        "workers": options.workers,
+        "worker": worker,
+        "host": platform.node(),
+        "torch_threads": torch.get_num_threads(),
+        "engine": options.engine,
+    }
+    if reset:  # settings an earlier run of the worker had changed, put back before this one
+        execution["process_state_reset"] = list(reset)
+    record = record.with_execution(execution)
     # OutputError (e.g. disk full) to the caller
-    write_json_atomic(job.record_path, record.to_json())
+    write_record(job.record_path, record.to_json())
 
 
 def main(argv: list[str] | None = None) -> int:
