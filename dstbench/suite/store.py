@@ -5,8 +5,9 @@ A record is trusted only when it is what it claims to be: a regular file whose n
 id, whose spec hashes to that id, whose values have the types and ranges of the record format
 (:mod:`dstbench.suite.validity`; an ``ok`` record has a test accuracy, unless it is an
 overlap-at-initialisation run, whose result is its recorded overlap) and whose content matches
-the digest it was written with (schema 2 and later; :func:`dstbench.contracts.record.seal`). Anything else (a record copied
-over another run's file, edited by hand, truncated by a full disk, a link) is reported,
+the digest it was written with (schema 2 and later; :func:`dstbench.contracts.record.seal`).
+Anything else (a record copied over another run's file, edited by hand, truncated by a full
+disk, a link) is reported,
 moved to ``<root>/quarantine/`` by :meth:`RunStore.quarantine_untrusted` and its run counts as
 missing, so the next ``dstbench suite`` runs it again. Records are written atomically (a
 temporary file in the same directory, then a rename), so a reader sees a whole record or none,
