@@ -234,6 +234,7 @@ def test_records_carry_provenance_of_every_component():
         "plugin": "builtin-criteria",
         "distribution": "dstbench",
         "version": dstbench.__version__,
+        "defaults": {},  # SET has no parameters
     }
     assert {"model", "dataset", "growth", "distribution", "schedule"} <= set(
         provenance["components"]

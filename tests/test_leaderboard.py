@@ -355,11 +355,13 @@ def test_provenance_rows_are_wrapped_and_say_a_cuda_build_ran_on_the_cpu(tmp_pat
         )
         record["provenance"]["plugins"] = many
 
+    from dstbench.contracts.record import seal
+
     results, _ = make_results(tmp_path, registry)
     for path in (results / "runs").glob("*.json"):
         record = json.loads(path.read_text())
         extra(record)
-        path.write_text(json.dumps(record))
+        path.write_text(json.dumps(seal(record)))  # rewritten as a writer would: sealed
     rows = _header_rows(render_leaderboard(results).markdown)
     fields = [r[0] for r in rows]
     assert ["torch", "2.14.1+cu130 (a CUDA 13.0 build, run on the CPU)"] in rows
