@@ -234,8 +234,9 @@ def test_records_carry_provenance_of_every_component():
         "plugin": "builtin-criteria",
         "distribution": "dstbench",
         "version": dstbench.__version__,
-        "defaults": {},  # SET has no parameters
+        "defaults": {},  # its parameters' defaults: set has none
     }
+    assert provenance["components"]["schedule"]["defaults"] == {"end_fraction": 1.0, "final": 0.005}
     assert {"model", "dataset", "growth", "distribution", "schedule"} <= set(
         provenance["components"]
     )

@@ -194,3 +194,13 @@ def test_the_leaderboard_leaves_at_init_runs_out_of_its_tables(tmp_path, registr
     assert "jaccard_at_init=" not in markdown  # no row or label of theirs
     table = markdown.split("| method", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
     assert [line.split("|")[1].strip() for line in table] == ["magnitude", "snip"]
+
+
+def test_setups_told_apart_by_their_model_parameters(tmp_path, registry):
+    path = tmp_path / "two.toml"
+    path.write_text(
+        'dataset = "digits"\ndensities = [0.1]\nepochs = 1\n'
+        '[[setups]]\nmodel = "mlp[hidden=[32]]"\n[[setups]]\nmodel = "mlp[hidden=[64]]"\n'
+    )
+    labels = sorted({c.setup for c in load_suite(path, registry).cells})
+    assert labels == ["mlp/digits model=mlp[hidden=[32]]", "mlp/digits model=mlp[hidden=[64]]"]

@@ -178,6 +178,7 @@ def test_a_run_records_the_installed_plugin_behind_its_criterion(site, tmp_path)
         "plugin": "fake-good",
         "distribution": "dstbench-fake-good",
         "version": "1.2.3",
+        "defaults": {},
     }
     assert provenance["components"]["growth"]["distribution"] == "dstbench"
     listed = {p["name"]: p for p in provenance["plugins"]}

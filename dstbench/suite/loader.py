@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -129,23 +130,28 @@ _MISSING = object()
 def _constant(cells: Sequence[Cell], key: str) -> str | None:
     """The one value (as text) ``key`` takes in the DST runs of ``cells``, or None."""
     runs = [c.spec for c in cells if c.spec.get("method") == "dst"] or [c.spec for c in cells]
-    values = {value_text(spec.get(key, FIELDS[key].default)) for spec in runs}
+    # through JSON, as records hold them: tuples read as lists
+    values = {
+        value_text(json.loads(json.dumps(spec.get(key, FIELDS[key].default)))) for spec in runs
+    }
     return values.pop() if len(values) == 1 else None
 
 
 def setup_labels(per_setup: Sequence[Sequence[Cell]], wheres: Sequence[str]) -> list[str]:
     """One display label per setup: ``model/dataset``, and where several setups share a model
     and dataset, the fewest keys that tell them apart (``mlp/digits jaccard_at_init=true``;
-    yes/no flags first), else their place in the file (``mlp/digits setups[1]``)."""
+    yes/no flags first, the model's and dataset's parameters last), else their place in the
+    file (``mlp/digits setups[1]``)."""
     base = [cells[0].setup if cells else "" for cells in per_setup]
     labels = list(base)
     for shared in {b for b in base if base.count(b) > 1}:
         members = [i for i, b in enumerate(base) if b == shared]
         keys = [
             key
-            for key in sorted(FIELDS, key=lambda k: not isinstance(FIELDS[k].default, bool))
-            if key not in SETUP_KEYS
-            and all(_constant(per_setup[i], key) is not None for i in members)
+            for key in sorted(
+                FIELDS, key=lambda k: (k in SETUP_KEYS, not isinstance(FIELDS[k].default, bool))
+            )
+            if all(_constant(per_setup[i], key) is not None for i in members)
             and len({_constant(per_setup[i], key) for i in members}) > 1
         ]
         chosen: list[str] = []
