@@ -247,3 +247,22 @@ def test_dry_run_of_a_valid_suite_prints_the_matrix_and_writes_nothing(workdir, 
     assert "exclude[0]: matches no run of the suite" in err
     assert listing(workdir) == ["ok.toml"]
     assert not os.path.exists(workdir / "results")
+
+
+@pytest.mark.parametrize("where", ["file", "command line"])
+def test_an_executor_parameter_out_of_range_names_its_place_and_writes_nothing(
+    where, workdir, capsys
+):
+    pytest.importorskip("submitit")
+    executor = 'executor = {name = "slurm", pack = 0}\n' if where == "file" else ""
+    (workdir / "bad.toml").write_text(BASE + executor)
+    before = listing(workdir)
+    args = [] if where == "file" else ["--executor", "slurm[pack=0]"]
+    code, _out, err = run_cli(["suite", "bad.toml", *args], capsys)
+    place = "bad.toml" if where == "file" else "--executor"
+    assert code == 2
+    assert err == (
+        f"dstbench: error: {place}: executor 'slurm' parameter 'pack' expects an integer >= 1, "
+        "got 0\n"
+    )
+    assert listing(workdir) == before

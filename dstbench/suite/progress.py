@@ -133,6 +133,10 @@ class ProgressDisplay:
         self.pending.discard(run_id)
         self._print(f"{'':>{2 * len(str(self.total)) + 3}} {'stopped':<{_WIDTH}} {label} | {why}")
 
+    def note(self, line: str) -> None:
+        """A line about the suite as a whole (the scheduler does not answer, jobs wait)."""
+        self._print(line)
+
     def run_progress(self, run_id: str, epoch: int, epochs: int) -> None:
         """A running run finished an epoch."""
         with self._lock:

@@ -19,6 +19,7 @@ submitting machine and the nodes share.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import signal
@@ -93,6 +94,9 @@ class SlurmExecutor:
     :param pack: runs per array task, run one after the other.
     :param extra: further sbatch options, e.g. ``["--exclusive", "--nice=10"]``.
     :param poll: seconds between looks at the scheduler and the records.
+    :param patience: seconds the driver waits for a scheduler that does not answer (its
+        controller down, a query timing out) before it stops following, leaving the jobs as
+        they are.
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class SlurmExecutor:
         pack: int = 1,
         extra: tuple[str, ...] = (),
         poll: float = 5.0,
+        patience: float = 900.0,
     ) -> None:
         _positive("time", time)
         _positive("gpus_per_job", gpus_per_job, 0)
@@ -121,6 +126,10 @@ class SlurmExecutor:
             )
         if poll <= 0:
             raise SuiteError(f"executor 'slurm' parameter 'poll' expects seconds > 0, got {poll}")
+        if patience < 0:
+            raise SuiteError(
+                f"executor 'slurm' parameter 'patience' expects seconds >= 0, got {patience}"
+            )
         self.partition = partition
         self.time = time
         self.gpus_per_job = gpus_per_job
@@ -133,6 +142,7 @@ class SlurmExecutor:
         self.pack = pack
         self.extra = _sbatch_options(extra)
         self.poll = poll
+        self.patience = patience
         _requirements()
 
     # --- the scheduler -------------------------------------------------------------------
@@ -182,7 +192,7 @@ class SlurmExecutor:
         root = Path(options.output).resolve()
         ledger = Ledger(root)
         known = ledger.load()
-        tracker = _Tracker(root, reporter)
+        tracker = _Tracker(root, reporter, self.patience)
         by_id = {job.run_id: job for job in jobs}
         alive_jobs = {e.job_id for r, e in known.items() if r in by_id and e.executor == NAME}
         states = scheduler.job_states(alive_jobs) if alive_jobs else {}
@@ -190,7 +200,9 @@ class SlurmExecutor:
         for job in jobs:
             entry = known.get(job.run_id)
             state = states.get(entry.job_id) if entry is not None else None
-            if entry is not None and state is not None and state.alive:
+            # A job the scheduler cannot tell about may be running: follow it, never
+            # submit its runs twice.
+            if entry is not None and state is not None and (state.alive or state.unknown):
                 tracker.adopt(entry.job_id, [r for r in entry.pack if r in by_id] or [job.run_id])
             else:
                 fresh.append(job)
@@ -236,11 +248,20 @@ class SlurmExecutor:
         for group in groups:
             for job in group:
                 tracker.before_submit(job.run_id)
+        before = set(folder.iterdir())
         try:
-            submitted = executor.submit_array(tasks)
+            # submitit prints sbatch's complaint itself: keep it for our one line.
+            with contextlib.redirect_stderr(io.StringIO()):
+                submitted = executor.submit_array(tasks)
         except submitit.core.utils.FailedJobError as exc:
             # sbatch refused (no controller reachable, a bad partition or account): say what
-            # it said, in one line; nothing was submitted, so nothing goes into the ledger.
+            # it said, in one line; nothing was submitted, so nothing goes into the ledger,
+            # and submitit's files for it go.
+            for path in set(folder.iterdir()) - before:
+                if path.is_file() and not path.is_symlink():
+                    path.unlink()
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
             said = " ".join(str(exc).split())
             raise SuiteError(f"executor slurm: sbatch refused the job array: {said}") from None
         entries = {
@@ -263,14 +284,19 @@ class _Task:
     ended: bool = False
     #: Consecutive looks at which the scheduler did not know the job.
     unknown: int = 0
+    #: The pending reason last reported.
+    reason: str = ""
 
 
 class _Tracker:
     """Follows submitted tasks: records appearing, and jobs that end without them."""
 
-    def __init__(self, root: Path, reporter: Reporter) -> None:
+    def __init__(self, root: Path, reporter: Reporter, patience: float = 900.0) -> None:
         self.root = root
         self.reporter = reporter
+        self.patience = patience
+        #: When the scheduler stopped answering (monotonic seconds); None while it answers.
+        self.silent_since: float | None = None
         self.tasks: dict[str, _Task] = {}
         #: run id -> its record's mtime when submitted (None: no record), to tell a new
         #: record from the failed one being retried.
@@ -306,10 +332,15 @@ class _Tracker:
     def look(self) -> None:
         """One round: the scheduler's states, new records, ended jobs."""
         open_tasks = [t for t in self.tasks.values() if not t.ended]
+        asked = time.monotonic()
         states = scheduler.job_states(t.job_id for t in open_tasks)
+        self.check_answering([states[t.job_id] for t in open_tasks], asked)
+        self.check_pending(open_tasks, states)
         for task in open_tasks:
             state = states[task.job_id]
             self.collect(task)
+            if state.unknown:
+                continue  # no answer: the job may be running; never take it as ended
             if state.phase == "running":
                 waiting = [r for r in task.run_ids if r not in task.done]
                 if waiting and waiting[0] not in task.started:
@@ -320,6 +351,67 @@ class _Tracker:
             if state.phase == "ended" and (state.state != "UNKNOWN" or task.unknown > 1):
                 self.collect(task)  # records written just before the job ended
                 self.end(task, state)
+
+    def check_answering(self, states: Sequence[JobState], asked: float) -> None:
+        """Say when the scheduler stops and starts answering; stop after ``patience``
+        (counted from ``asked``, when the first unanswered query was sent).
+
+        :raises SuiteError: when it has not answered for ``patience`` seconds (the jobs are
+            left as they are: the next invocation follows them).
+        """
+        silent = next((s for s in states if s.unknown), None)
+        now = time.monotonic()
+        if silent is None:
+            if self.silent_since is not None:
+                waited = now - self.silent_since
+                self.reporter.note(f"slurm: SLURM answers again after {waited:.0f} s")
+            self.silent_since = None
+            return
+        if self.silent_since is None:
+            self.silent_since = asked
+            self.reporter.note(
+                f"slurm: SLURM does not answer ({silent.reason.removeprefix('cannot ask SLURM: ')}"
+                f"); its jobs may still run: waiting up to {self.patience:.0f} s "
+                "(slurm[patience=SECONDS])"
+            )
+        if now - self.silent_since >= self.patience:
+            msg = (
+                f"executor slurm: SLURM has not answered for {now - self.silent_since:.0f} s "
+                f"({silent.reason}); its jobs were left as they are and no run was recorded as "
+                "failed: run the same command again to follow them"
+            )
+            raise SuiteError(msg)
+
+    def check_pending(self, tasks: Sequence[_Task], states: Mapping[str, JobState]) -> None:
+        """Say why tasks wait, once per reason; stop when the reason never clears.
+
+        :raises SuiteError: when a task waits for what it can never get (the tasks waiting
+            for it are cancelled, so that they hold nothing).
+        """
+        changed: dict[str, list[str]] = {}
+        stuck: dict[str, list[str]] = {}
+        for task in tasks:
+            state = states[task.job_id]
+            reason = state.reason if state.phase == "pending" else ""
+            if reason and scheduler.never_clears(reason):
+                stuck.setdefault(reason, []).append(task.job_id)
+            elif reason and reason != task.reason:
+                changed.setdefault(reason, []).append(task.job_id)
+            task.reason = reason
+        if stuck:
+            reason, job_ids = next(iter(stuck.items()))
+            every = [j for ids in stuck.values() for j in ids]
+            scheduler.scancel(every)
+            msg = (
+                f"executor slurm: job {job_ids[0]} can never start: SLURM keeps it pending "
+                f"({reason}{scheduler.reason_hint(reason)}); cancelled {len(every)} "
+                f"task{'s' if len(every) != 1 else ''}, no run was recorded"
+            )
+            raise SuiteError(msg)
+        for reason, job_ids in changed.items():
+            count = len(job_ids)
+            which = job_ids[0] if count == 1 else f"{count} tasks ({job_ids[0]}, ...)"
+            self.reporter.note(f"slurm: {which} pending: {reason}{scheduler.reason_hint(reason)}")
 
     def collect(self, task: _Task) -> None:
         for run_id in task.run_ids:
