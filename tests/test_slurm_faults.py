@@ -237,3 +237,25 @@ def test_a_refused_array_is_one_line_and_leaves_nothing_behind(tmp_path):
     assert lines[-1].startswith("dstbench: error: executor slurm: sbatch refused the job array: ")
     assert "invalid partition" in lines[-1].lower()
     assert not out.exists()
+
+
+def test_a_task_past_its_time_limit_says_timeout_attempts_and_checkpoint(tmp_path):
+    """One attempt (requeues = 0) of a one-minute task: SLURM's early warning does not stop
+    it, the limit does; the record says TIMEOUT, the attempts and the checkpoint's epoch."""
+    (tmp_path / "s.toml").write_text(SUITE.format(epochs=5000))
+    out = tmp_path / "out"
+    done = _dstbench(
+        "suite", str(tmp_path / "s.toml"), "-o", str(out),
+        "--executor", "slurm[poll=1,time=1,requeues=0]",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    (record,) = (read_json(p) for p in (out / "runs").glob("*.json"))
+    message = record["error"]["message"]
+    assert re.fullmatch(
+        r"SLURM job \d+ ended TIMEOUT: the time limit of 1 min was reached on each of 1 "
+        r"attempt; its checkpoint reached epoch \d+ of 5000, where a re-run resumes \(raise "
+        r"the executor's time or requeues\)",
+        message,
+    ), message
+    assert "no requeue is left: training on until it" in record["error"]["log_tail"]
+    assert "BeginTime" not in message and "FAILED" not in message

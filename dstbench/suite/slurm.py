@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import signal
 import sys
@@ -94,6 +95,8 @@ class SlurmExecutor:
     :param pack: runs per array task, run one after the other.
     :param extra: further sbatch options, e.g. ``["--exclusive", "--nice=10"]``.
     :param poll: seconds between looks at the scheduler and the records.
+    :param requeues: times a task is requeued when it reaches its time limit (it resumes from
+        its checkpoint); the last attempt trains until the limit itself.
     :param patience: seconds the driver waits for a scheduler that does not answer (its
         controller down, a query timing out) before it stops following, leaving the jobs as
         they are.
@@ -113,6 +116,7 @@ class SlurmExecutor:
         pack: int = 1,
         extra: tuple[str, ...] = (),
         poll: float = 5.0,
+        requeues: int = 3,
         patience: float = 900.0,
     ) -> None:
         _positive("time", time)
@@ -120,6 +124,7 @@ class SlurmExecutor:
         _positive("cpus_per_task", cpus_per_task)
         _positive("array_parallelism", array_parallelism, 0)
         _positive("pack", pack)
+        _positive("requeues", requeues, 0)
         if mem_gb < 0:
             raise SuiteError(
                 f"executor 'slurm' parameter 'mem_gb' expects a number >= 0, got {mem_gb}"
@@ -142,6 +147,7 @@ class SlurmExecutor:
         self.pack = pack
         self.extra = _sbatch_options(extra)
         self.poll = poll
+        self.requeues = requeues
         self.patience = patience
         _requirements()
 
@@ -159,6 +165,10 @@ class SlurmExecutor:
             "ntasks_per_node": 1,
             "nodes": 1,
             "stderr_to_stdout": True,
+            # SLURM's warning (SIGUSR2) before the time limit: time to checkpoint, and never
+            # the whole limit of a short task (submitit's 90 s default is more than a
+            # 1-minute limit: every attempt would stop as it starts).
+            "signal_delay_s": signal_delay(self.time),
         }
         if self.array_parallelism:
             params["array_parallelism"] = self.array_parallelism
@@ -193,6 +203,7 @@ class SlurmExecutor:
         ledger = Ledger(root)
         known = ledger.load()
         tracker = _Tracker(root, reporter, self.patience)
+        tracker.time_limit = self.time
         by_id = {job.run_id: job for job in jobs}
         alive_jobs = {e.job_id for r, e in known.items() if r in by_id and e.executor == NAME}
         states = scheduler.job_states(alive_jobs) if alive_jobs else {}
@@ -235,14 +246,14 @@ class SlurmExecutor:
 
         folder = root / "slurm"
         folder.mkdir(parents=True, exist_ok=True)
-        executor = submitit.SlurmExecutor(folder=str(folder / "%j"), max_num_timeout=3)
+        executor = submitit.SlurmExecutor(folder=str(folder / "%j"), max_num_timeout=self.requeues)
         executor.update_parameters(job_name=f"dstbench-{root.name}", **self.parameters())
         task_options = ExecutionOptions(
             **{**options.to_dict(), "executor": NAME, "detach": False}
         ).to_dict()
         groups = [list(jobs[i : i + self.pack]) for i in range(0, len(jobs), self.pack)]
         tasks = [
-            SlurmTask([j.to_dict() for j in group], task_options, self.cpus_per_task)
+            SlurmTask([j.to_dict() for j in group], task_options, self.cpus_per_task, self.requeues)
             for group in groups
         ]
         for group in groups:
@@ -295,6 +306,8 @@ class _Tracker:
         self.root = root
         self.reporter = reporter
         self.patience = patience
+        #: The task's time limit in minutes, for the message of a task that reached it.
+        self.time_limit: int | None = None
         #: When the scheduler stopped answering (monotonic seconds); None while it answers.
         self.silent_since: float | None = None
         self.tasks: dict[str, _Task] = {}
@@ -428,20 +441,55 @@ class _Tracker:
         if not missing:
             return
         why = state.state + (f" ({state.reason})" if state.reason else "")
-        log = log_tail(self.root / "slurm" / task.job_id)
+        folder = self.root / "slurm" / task.job_id
+        log = log_tail(folder)
         for run_id in missing:
-            message = f"SLURM job {task.job_id} ended {why} without writing this run's record"
+            if state.state.startswith("TIMEOUT"):
+                message = self.timeout_message(task.job_id, run_id, folder)
+            else:
+                message = f"SLURM job {task.job_id} ended {why} without writing this run's record"
             self.reporter.finished(run_id, message, log)
+
+    def timeout_message(self, job_id: str, run_id: str, folder: Path) -> str:
+        """What a run whose task reached its time limit on its last attempt says: the limit,
+        the attempts, how far its checkpoint got."""
+        text = "\n".join(_log_texts(folder))
+        attempts = max(1, len(re.findall(r"^dstbench: attempt \d+", text, re.MULTILINE)))
+        limit = f" of {self.time_limit} min" if self.time_limit else ""
+        where = re.findall(
+            rf"^dstbench: {re.escape(run_id)} checkpointed at epoch (\d+) of (\d+)", text, re.M
+        )
+        progress = (
+            f"; its checkpoint reached epoch {where[-1][0]} of {where[-1][1]}, where a re-run "
+            "resumes"
+            if where
+            else "; no checkpoint"
+        )
+        return (
+            f"SLURM job {job_id} ended TIMEOUT: the time limit{limit} was reached on each of "
+            f"{attempts} attempt{'s' if attempts != 1 else ''}{progress} (raise the executor's "
+            "time or requeues)"
+        )
+
+
+def _log_texts(folder: Path) -> list[str]:
+    """The text of each of a task's logs."""
+    texts = []
+    for path in sorted(folder.glob("*_log.*")):
+        with contextlib.suppress(OSError):
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    return texts
 
 
 def log_tail(folder: Path, lines: int = LOG_TAIL_LINES) -> str:
     """The last ``lines`` lines of a task's logs (empty when there are none)."""
-    texts = []
-    for path in sorted(folder.glob("*_log.*")):
-        with contextlib.suppress(OSError):
-            text = path.read_text(encoding="utf-8", errors="replace")
-            texts.append("\n".join(text.splitlines()[-lines:]))
-    return "\n".join(texts)
+    return "\n".join("\n".join(t.splitlines()[-lines:]) for t in _log_texts(folder))
+
+
+def signal_delay(minutes: int) -> int:
+    """Seconds before a task's time limit at which SLURM warns it (SIGUSR2): 90, or a
+    quarter of a short limit (at least 10 s)."""
+    return max(10, min(90, minutes * 60 // 4))
 
 
 class SlurmTask:
@@ -451,10 +499,20 @@ class SlurmTask:
     stopped, and the run it was in resumes from its checkpoint.
     """
 
-    def __init__(self, jobs: list[dict[str, Any]], options: dict[str, Any], threads: int) -> None:
+    def __init__(
+        self, jobs: list[dict[str, Any]], options: dict[str, Any], threads: int, requeues: int = 3
+    ) -> None:
         self.jobs = jobs
         self.options = options
         self.threads = threads
+        #: Requeues for the time limit allowed, and used so far.
+        self.requeues = requeues
+        self.timeouts = 0
+
+    @property
+    def last_attempt(self) -> bool:
+        """No requeue is left: this attempt trains until the time limit itself."""
+        return self.timeouts >= self.requeues
 
     def __call__(self) -> dict[str, str]:
         """Run the task's runs; exit with status 75 when a signal interrupted them."""
@@ -471,7 +529,17 @@ class SlurmTask:
         options = ExecutionOptions.from_dict(self.options)
         statuses: dict[str, str] = {}
         signals = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+        left = self.requeues - self.timeouts
+        print(
+            f"dstbench: attempt {self.timeouts + 1} of task {environment.job_id} "
+            f"({left} requeue{'s' if left != 1 else ''} for the time limit left)",
+            flush=True,
+        )
         with stop_on_signals(signals) as replaced:
+            if self.last_attempt:
+                # No requeue left: SLURM's early warning must not end the last attempt
+                # early; the limit itself (SIGTERM) still checkpoints the run.
+                signal.signal(signal.SIGUSR2, _train_on)
             for data in self.jobs:
                 job = Job.from_dict(data)
                 if _final_status(job.record_path) in _FINISHED:
@@ -481,6 +549,7 @@ class SlurmTask:
                     break
                 statuses[job.run_id] = run_job(job, options, worker=where)
                 if statuses[job.run_id] == INTERRUPTED:
+                    _say_checkpoint(job)
                     break
         if stop_requested():
             handler = replaced.get(signal.SIGUSR2)
@@ -492,10 +561,33 @@ class SlurmTask:
         return statuses
 
     def checkpoint(self) -> Any:
-        """submitit's checkpoint hook: the same task again (its state is on disk)."""
+        """submitit's checkpoint hook (on SLURM's time-limit warning): the same task again,
+        one requeue used (its runs' state is on disk)."""
         import submitit
 
+        self.timeouts += 1
         return submitit.helpers.DelayedSubmission(self)
+
+
+def _train_on(signum: int, frame: Any) -> None:
+    print(
+        "dstbench: the time limit is near and no requeue is left: training on until it",
+        flush=True,
+    )
+
+
+def _say_checkpoint(job: Job) -> None:
+    """Put in the task's log how far the interrupted run's checkpoint got."""
+    from dstbench.engine.checkpoint import read
+    from dstbench.suite.worker import checkpoint_path
+
+    data, _ = read(checkpoint_path(job), job.run_id)
+    if data is not None:
+        epochs = job.spec["epochs"]
+        print(
+            f"dstbench: {job.run_id} checkpointed at epoch {data['epoch']} of {epochs}",
+            flush=True,
+        )
 
 
 def _final_status(path: str) -> str | None:
