@@ -259,3 +259,57 @@ def test_a_task_past_its_time_limit_says_timeout_attempts_and_checkpoint(tmp_pat
     ), message
     assert "no requeue is left: training on until it" in record["error"]["log_tail"]
     assert "BeginTime" not in message and "FAILED" not in message
+
+
+#: ``dstbench ARGS`` killed by SIGKILL right after sbatch, before the ledger records the
+#: jobs (``where = "ledger"``) or before submitit puts the tasks' pickles in place
+#: (``where = "pickles"``).
+KILLED_IN_THE_SUBMIT_WINDOW = """
+import os, signal, sys
+import submitit.core.utils
+from dstbench.cli import main
+from dstbench.suite.ledger import Ledger
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if sys.argv[1] == "ledger":
+    Ledger.add = die
+else:
+    submitit.core.utils.JobPaths.move_temporary_file = die
+main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("where", ["ledger", "pickles"])
+def test_a_driver_killed_between_sbatch_and_the_ledger_leaves_no_orphan(tmp_path, where):
+    (tmp_path / "s.toml").write_text(SUITE.format(epochs=20).replace("[0]", "[0, 1]"))
+    suite, out = str(tmp_path / "s.toml"), tmp_path / "out"
+    args = ["suite", suite, "-o", str(out), "--executor", "slurm[poll=1]"]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_IN_THE_SUBMIT_WINDOW, where, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    orphans = scheduler.jobs_by_comment() or {}
+    (token,) = Ledger(out).intents()
+    (array,) = orphans[token]
+    again = _dstbench(*args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert list(_statuses(out).values()) == ["ok", "ok"]
+    arrays = {e.job_id.split("_")[0] for e in Ledger(out).load().values()}
+    if where == "ledger":  # its tasks could run: adopted, nothing submitted again
+        assert f"slurm: adopted job {array}" in again.stdout + again.stderr
+        assert arrays == {array}
+    else:  # its tasks had no work to find: cancelled, the runs submitted again
+        assert f"slurm: cancelled job {array}" in again.stdout + again.stderr
+        assert array not in arrays
+        # nothing of it is left holding the node (it may have failed before the cancel)
+        assert scheduler.job_states([f"{array}_0"])[f"{array}_0"].phase == "ended"
+    assert Ledger(out).intents() == {}
+    # submitit leaves a link to each submitted script; no pickle or script of its own
+    strays = [p.name for p in (out / "slurm").iterdir() if p.is_file() and not p.is_symlink()]
+    assert strays == []

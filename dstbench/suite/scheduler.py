@@ -229,6 +229,20 @@ def job_states(job_ids: Iterable[str]) -> dict[str, JobState]:
     return states
 
 
+def jobs_by_comment() -> dict[str, list[str]] | None:
+    """Comment -> this user's job ids that ``squeue`` knows (arrays by their array id); None
+    when ``squeue`` cannot be asked."""
+    answer = _run(["squeue", "--me", "-h", "-t", "all", "-o", "%F|%k"])
+    if answer.out is None:
+        return None
+    found: dict[str, list[str]] = {}
+    for line in answer.out.splitlines():
+        array, sep, comment = line.strip().partition("|")
+        if sep and comment and array not in found.get(comment, []):
+            found.setdefault(comment, []).append(array)
+    return found
+
+
 def scancel(job_ids: Iterable[str]) -> None:
     """Cancel jobs (array tasks by ``<array id>_<task>``: slurm refuses raw task ids)."""
     ids = list(job_ids)

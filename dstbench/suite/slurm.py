@@ -26,6 +26,7 @@ import shutil
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ from dstbench.suite.executors import ExecutionOptions, Job, JobState, Reporter
 from dstbench.suite.ledger import Ledger
 
 NAME = "slurm"
+#: How a submission's token starts in the job's comment.
+COMMENT_PREFIX = "dstbench:"
 #: Lines of a job's log kept in the failure record of a run it did not finish.
 LOG_TAIL_LINES = 30
 #: Records that a task does not run again when it is requeued.
@@ -195,12 +198,13 @@ class SlurmExecutor:
     def run(self, jobs: Sequence[Job], options: ExecutionOptions, reporter: Reporter) -> None:
         """Submit what is not queued already, then follow every job until it ends (or
         return at once with ``options.detach``)."""
-        if not jobs:
-            return
         if options.output is None:
             raise SuiteError("executor 'slurm' needs the suite's results directory")
         root = Path(options.output).resolve()
         ledger = Ledger(root)
+        _settle_intents(ledger, root, reporter)
+        if not jobs:
+            return
         known = ledger.load()
         tracker = _Tracker(root, reporter, self.patience)
         tracker.time_limit = self.time
@@ -252,6 +256,11 @@ class SlurmExecutor:
             **{**options.to_dict(), "executor": NAME, "detach": False}
         ).to_dict()
         groups = [list(jobs[i : i + self.pack]) for i in range(0, len(jobs), self.pack)]
+        # The submission is announced before sbatch, under a token SLURM keeps as the job's
+        # comment: an invocation killed before it records the job ids lets the next one find
+        # the array (and adopt or cancel it) instead of leaving it orphaned.
+        token = f"{COMMENT_PREFIX}{uuid.uuid4().hex[:16]}"
+        executor.update_parameters(additional_parameters={**self.extra, "comment": token})
         tasks = [
             SlurmTask([j.to_dict() for j in group], task_options, self.cpus_per_task, self.requeues)
             for group in groups
@@ -260,6 +269,7 @@ class SlurmExecutor:
             for job in group:
                 tracker.before_submit(job.run_id)
         before = set(folder.iterdir())
+        ledger.add_intent(token, [[j.run_id for j in group] for group in groups])
         try:
             # submitit prints sbatch's complaint itself: keep it for our one line.
             with contextlib.redirect_stderr(io.StringIO()):
@@ -273,16 +283,60 @@ class SlurmExecutor:
                     path.unlink()
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty
+            ledger.drop_intent(token)
             said = " ".join(str(exc).split())
             raise SuiteError(f"executor slurm: sbatch refused the job array: {said}") from None
         entries = {
             str(s.job_id): [j.run_id for j in group]
             for s, group in zip(submitted, groups, strict=True)
         }
-        ledger.add(NAME, entries)
+        ledger.add(NAME, entries, intent=token)
         for job_id, run_ids in entries.items():
             tracker.adopt(job_id, run_ids)
         return list(entries)
+
+
+def _task_ids(array: str, count: int) -> list[str]:
+    """The job ids of an array of ``count`` tasks as the ledger keeps them (one task: the
+    job's own id, as submitit submits a single task without an array)."""
+    return [array] if count == 1 else [f"{array}_{i}" for i in range(count)]
+
+
+def _settle_intents(ledger: Ledger, root: Path, reporter: Reporter) -> None:
+    """Find the jobs of submissions an earlier invocation announced but never recorded (it
+    died between sbatch and the ledger): adopt those whose tasks can run, cancel the others
+    (their tasks would find no work: submitit's files were never put in place); then remove
+    submitit's files of abandoned submissions."""
+    intents = ledger.intents()
+    if intents:
+        found = scheduler.jobs_by_comment()
+        if found is None:
+            return  # SLURM does not answer: settle them next time
+        for token, packs in intents.items():
+            for array in found.get(token, []):
+                job_ids = _task_ids(array, len(packs))
+                folder = root / "slurm"
+                ready = all((folder / j / f"{j}_submitted.pkl").is_file() for j in job_ids)
+                if ready:
+                    ledger.add(NAME, dict(zip(job_ids, packs, strict=True)), intent=token)
+                    reporter.note(
+                        f"slurm: adopted job {array}, submitted by an invocation that stopped "
+                        "before recording it"
+                    )
+                else:
+                    scheduler.scancel([array])
+                    reporter.note(
+                        f"slurm: cancelled job {array}, submitted by an invocation that "
+                        "stopped before its tasks could find their work; its runs go again"
+                    )
+            ledger.drop_intent(token)
+    # Under the store's lock no other invocation submits here: what submitit left at the top
+    # of the folder (pickles and scripts of submissions never made or never recorded) is stray.
+    folder = root / "slurm"
+    if folder.is_dir():
+        for path in [*folder.glob("*.pkl"), *folder.glob(".submission_file_*.sh")]:
+            if path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
 
 
 @dataclass
