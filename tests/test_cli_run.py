@@ -98,3 +98,29 @@ def test_plugins_lists_every_builtin_with_version_as_json():
     assert payload["components"]["criteria"]["mest"]["params"] == {"lam": 1.0}
     table = dstbench("plugins")
     assert "builtin-growth" in table.stdout and "gradient" in table.stdout
+
+
+def test_run_help_says_which_defaults_the_dataset_sets(capsys):
+    """digits trains 30 epochs of batches of 32 with ΔT 50: --help says so, not only 100."""
+    from dstbench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--epochs EPOCHS training epochs (default: the dataset's, digits: 30; else 100)" in text
+    assert "(default: the dataset's, digits: 32; else 128)" in text
+    assert "(ΔT) (default: the dataset's, digits: 50; else 800)" in text
+    assert "SGD momentum (default: 0.9)" in text
+
+
+def test_a_missing_dataset_is_one_line(tmp_path, capsys):
+    from dstbench.cli import main
+
+    empty = tmp_path / "data"
+    empty.mkdir()
+    code = main(["run", "--model", "mlp", "--dataset", "cifar10", "--data-root", str(empty)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("dstbench: error: dataset 'cifar10': no data at ")

@@ -15,6 +15,7 @@ from dstbench.engine.single import execute
 from dstbench.engine.spec import FIELDS, PAPER_FIDELITY, apply_paper_fidelity
 from dstbench.errors import DstbenchError
 from dstbench.io import check_output_file, check_writable_dir, write_json_atomic
+from dstbench.plugins import get_plugins
 from dstbench.preflight import check_device
 from dstbench.suite.progress import accuracy_text
 
@@ -33,12 +34,38 @@ def _fractions(text: str) -> list[float]:
         ) from None
 
 
+def dataset_defaults() -> dict[str, list[str]]:
+    """Run-spec key -> ``digits: 30``-style defaults of the registered datasets that set one
+    (empty when the plugins cannot be loaded)."""
+    try:
+        datasets = get_plugins().registry.datasets
+        infos = sorted(datasets.items())
+    except Exception:  # --help must work even when a plugin is broken
+        return {}
+    found: dict[str, list[str]] = {}
+    for name, info in infos:
+        for key, value in sorted(getattr(info, "defaults", {}).items()):
+            found.setdefault(key, []).append(f"{name}: {value}")
+    return found
+
+
+def _default_text(key: str, default: Any, by_dataset: dict[str, list[str]]) -> str:
+    """`` (default: 100)``, or, where datasets set their own, what each uses."""
+    if default in (None, []):
+        return ""
+    own = by_dataset.get(key)
+    if not own:
+        return f" (default: {default})"
+    return f" (default: the dataset's, {', '.join(own)}; else {default})"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per run-spec key (``--update-period`` for ``update_period``), plus I/O."""
     spec_group = parser.add_argument_group("run spec (defaults: the dataset's, else the paper's)")
+    by_dataset = dataset_defaults()
     for key, field in FIELDS.items():
         flag = "--" + key.replace("_", "-")
-        default_text = f" (default: {field.default})" if field.default not in (None, []) else ""
+        default_text = _default_text(key, field.default, by_dataset)
         kwargs: dict[str, Any] = {"dest": key, "default": None, "help": field.help + default_text}
         if field.type == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -118,12 +145,14 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.output:
         write_json_atomic(args.output, record)
+    error = record.get("error") or {}
+    if record["status"] == "failed" and error.get("user_error") and not args.json:
+        raise DstbenchError(error["message"])  # one line, not a summary repeating it
     if args.json:
         print(json.dumps(record, indent=2, sort_keys=True))
     else:
         line = summary_line(record)
         print(line + (f" -> {args.output}" if args.output else ""))
-    error = record.get("error") or {}
     if record["status"] == "failed" and error.get("user_error"):
         raise DstbenchError(error["message"])
     if record["status"] == "failed":
