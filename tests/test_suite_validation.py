@@ -17,9 +17,13 @@ CASES = {
         BASE + "densitie = [0.1]\n",
         ["densitie: unknown key (did you mean 'densities'?)", "valid keys:", "criteria"],
     ),
-    "run-spec spelling of a grid key": (
-        BASE + "density = 0.1\n",
-        ["density: unknown key (did you mean 'densities'?)"],
+    "both spellings of a grid key": (
+        BASE + "density = 0.1\ndensities = [0.2]\n",
+        ["density: give either 'density' or 'densities', not both"],
+    ),
+    "run-option spelling with a bad value": (
+        BASE + "density = 2.0\n",
+        ["bad.toml: density: "],
     ),
     "unknown key in a setup": (
         'dataset = "digits"\n[[setups]]\nmodel = "mlp"\nlrr = 0.1\n',
@@ -266,3 +270,19 @@ def test_an_executor_parameter_out_of_range_names_its_place_and_writes_nothing(
         "got 0\n"
     )
     assert listing(workdir) == before
+
+
+def test_grid_keys_work_under_their_run_option_names(tmp_path, registry):
+    """README: "any `dstbench run` option, under its own name": density, criterion, seed."""
+    from dstbench.suite.loader import load_suite
+
+    plural = BASE + 'densities = [0.1]\ncriteria = ["magnitude"]\nseeds = [0, 1]\n'
+    singular = BASE + 'density = 0.1\ncriterion = "magnitude"\nseed = [0, 1]\n'
+    in_setup = 'dataset = "digits"\nseed = [0, 1]\n[[setups]]\nmodel = "mlp"\ndensity = 0.1\n'
+    in_setup += 'criterion = "magnitude"\n'
+    ids = {}
+    for name, text in {"plural": plural, "singular": singular, "setup": in_setup}.items():
+        (tmp_path / f"{name}.toml").write_text(text)
+        ids[name] = [c.run_id for c in load_suite(tmp_path / f"{name}.toml", registry).cells]
+    assert len(ids["plural"]) == 2
+    assert ids["singular"] == ids["plural"] == ids["setup"]
