@@ -124,3 +124,18 @@ def test_a_missing_dataset_is_one_line(tmp_path, capsys):
     assert captured.out == ""
     assert captured.err.count("\n") == 1
     assert captured.err.startswith("dstbench: error: dataset 'cifar10': no data at ")
+
+
+def test_list_options_take_commas_as_well_as_repeats():
+    from dstbench.cli import build_parser
+    from dstbench.cli.run import spec_from_args
+
+    parser = build_parser(only="run")
+    base = ["run", "--model", "mlp", "--dataset", "digits"]
+    commas = parser.parse_args([*base, "--compare-criteria", "magnitude,mest[lam=0.1,x=2]"])
+    repeats = parser.parse_args(
+        [*base, "--compare-criteria", "magnitude", "--compare-criteria", "mest[lam=0.1,x=2]"]
+    )
+    expected = ["magnitude", "mest[lam=0.1,x=2]"]
+    assert spec_from_args(commas)["compare_criteria"] == expected
+    assert spec_from_args(repeats)["compare_criteria"] == expected

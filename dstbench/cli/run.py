@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif field.type.startswith("components:"):
             kwargs["action"] = "append"
             kwargs["metavar"] = "NAME"
-            kwargs["help"] += " (repeat the option for several)"
+            kwargs["help"] += " (repeat the option, or separate names with commas)"
         elif field.type in _TYPES:
             kwargs["type"] = _TYPES[field.type]
         else:
@@ -106,9 +106,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def split_names(text: str) -> list[str]:
+    """``"magnitude,mest[lam=0.1,k=2]"`` -> ``["magnitude", "mest[lam=0.1,k=2]"]``: commas
+    separate names, except inside brackets."""
+    names, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            names.append(text[start:i].strip())
+            start = i + 1
+    names.append(text[start:].strip())
+    return [name for name in names if name]
+
+
 def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The raw spec given on the command line (unset options left to the defaults)."""
+    """The raw spec given on the command line (unset options left to the defaults); a list
+    option takes its names repeated or comma-separated (``--compare-criteria a,b``)."""
     raw = {key: getattr(args, key) for key in FIELDS if getattr(args, key) is not None}
+    for key, field in FIELDS.items():
+        if field.type.startswith("components:") and key in raw:
+            raw[key] = [name for given in raw[key] for name in split_names(given)]
     return apply_paper_fidelity(raw) if args.paper_faithful else raw
 
 
