@@ -187,6 +187,7 @@ def test_a_task_that_can_never_start_stops_the_suite_with_one_line(tmp_path):
         lines[-1],
     ), done.stderr
     assert "Traceback" not in done.stderr
+    assert " 1 to run on slurm -> " in done.stdout  # not "with 1 worker": -j means nothing
     job_id = Ledger(out).load().popitem()[1].job_id
     _wait_for(
         lambda: scheduler.job_states([job_id])[job_id].phase == "ended", 30, "the cancellation"
@@ -313,3 +314,22 @@ def test_a_driver_killed_between_sbatch_and_the_ledger_leaves_no_orphan(tmp_path
     # submitit leaves a link to each submitted script; no pickle or script of its own
     strays = [p.name for p in (out / "slurm").iterdir() if p.is_file() and not p.is_symlink()]
     assert strays == []
+
+
+def test_status_counts_one_run_of_a_running_pack_as_running(tmp_path):
+    (tmp_path / "s.toml").write_text(SUITE.format(epochs=1000).replace("[0]", "[0, 1]"))
+    suite, out = str(tmp_path / "s.toml"), tmp_path / "out"
+    queued = _dstbench(
+        "suite", suite, "-o", str(out), "--detach", "--executor", "slurm[poll=1,pack=2]"
+    )
+    assert queued.returncode == 0, queued.stdout + queued.stderr
+    (job_id,) = {e.job_id for e in Ledger(out).load().values()}
+    try:
+        _wait_for(lambda: _running(out), 120, "the pack's task to run")
+        status = _dstbench("status", suite, "-o", str(out))
+    finally:
+        subprocess.run(["scancel", job_id], check=False)
+    assert status.returncode == 0, status.stdout + status.stderr
+    header, _, row = (re.split(r"\s{2,}", line.strip()) for line in status.stdout.splitlines()[:3])
+    counts = dict(zip(header, row, strict=True))
+    assert (counts["running"], counts["pending"]) == ("1", "1"), status.stdout

@@ -394,7 +394,13 @@ def _run_locked(
         )
         finished = len(planned) - len(todo)
         plural = "s" if count != 1 else ""
-        doing = f"{len(todo)} to run with {count} worker{plural}" if todo else "nothing to run"
+        chosen = executor or suite.executor
+        # Where a scheduler decides how many run at once, -j means nothing: say where.
+        elsewhere = chosen["name"] == "slurm" or (
+            chosen["name"] == "dask" and (chosen.get("params") or {}).get("address")
+        )
+        how = f"on {chosen['name']}" if elsewhere else f"with {count} worker{plural}"
+        doing = f"{len(todo)} to run {how}" if todo else "nothing to run"
         stream.write(
             f"suite {suite.name}: {len(planned)} runs, {finished} already finished, {doing}"
             f" -> {store.root}\n"

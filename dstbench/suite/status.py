@@ -80,6 +80,17 @@ def _scheduler_states(
     return states
 
 
+def _waits_in_its_pack(run_id: str, entry: LedgerEntry, statuses: dict[str, str]) -> bool:
+    """Whether an earlier run of ``run_id``'s pack has no final record yet: the task runs
+    that one first, so this one waits."""
+    for other in entry.pack:
+        if other == run_id:
+            return False
+        if statuses.get(other, MISSING) in (MISSING, "failed"):
+            return True
+    return False
+
+
 def _scheduler_notes(states: dict[tuple[str, str], JobState]) -> list[str]:
     """One line per executor that could not be asked, and per reason jobs are pending."""
     notes = []
@@ -115,6 +126,8 @@ def suite_status(suite: Suite, store: RunStore, registry: Registry) -> SuiteStat
         if c.run_id in ledger and statuses[c.run_id] in (MISSING, "failed")
     ]
     states = _scheduler_states(open_entries, registry, notes)
+    packed = {r for e in open_entries for r in e.pack if r not in statuses}
+    statuses.update(store.statuses(packed))
     notes.extend(_scheduler_notes(states))
     runs = []
     for cell in suite.cells:
@@ -129,7 +142,10 @@ def suite_status(suite: Suite, store: RunStore, registry: Registry) -> SuiteStat
         state = states.get((entry.executor, entry.job_id)) if entry else None
         job = f"{entry.executor} {entry.job_id}: {state.state}" if entry and state else ""
         if state is not None and state.alive:
-            runs.append(RunState(cell.run_id, cell.setup, state.phase, job))
+            phase = state.phase
+            if phase == "running" and entry and _waits_in_its_pack(cell.run_id, entry, statuses):
+                phase = "pending"  # a pack runs its runs one after the other
+            runs.append(RunState(cell.run_id, cell.setup, phase, job))
         elif state is not None and state.unknown:
             runs.append(RunState(cell.run_id, cell.setup, UNKNOWN, job))
         elif status == "failed":
