@@ -19,6 +19,7 @@ def dstbench(*args, cwd=None):
     )
 
 
+@pytest.mark.slow
 def test_run_prints_one_summary_line_and_writes_the_record(tmp_path):
     out = tmp_path / "run.json"
     result = dstbench(
@@ -69,20 +70,37 @@ def test_run_prints_one_summary_line_and_writes_the_record(tmp_path):
         (["--dataset", "digits", "--update-order", "sideways"], "invalid choice: 'sideways'"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(tmp_path, args, message):
+def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(tmp_path, args, message, capsys):
     out = tmp_path / "run.json"
-    result = dstbench("run", "--model", "mlp", *args, "--output", str(out))
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert message in result.stderr and "Traceback" not in result.stderr
+    code, stdout, stderr = in_process("run", "--model", "mlp", *args, "--output", str(out))
+    assert code == 2
+    assert stdout == ""
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert message in stderr and "Traceback" not in stderr
     assert not out.exists()
 
 
+def in_process(*args: str) -> tuple[int, str, str]:
+    """``dstbench ARGS`` in this process (a fresh interpreter costs seconds): exit status,
+    stdout, stderr."""
+    import contextlib
+    import io
+
+    from dstbench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's own errors
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
 def test_plugins_lists_every_builtin_with_version_as_json():
-    result = dstbench("plugins", "--json", "--components")
-    assert result.returncode == 0, result.stderr
-    payload = json.loads(result.stdout)
+    code, stdout, stderr = in_process("plugins", "--json", "--components")
+    assert code == 0, stderr
+    payload = json.loads(stdout)
     names = {p["name"]: p for p in payload["plugins"]}
     assert names["builtin-criteria"]["registered"]["criteria"] == [
         "magnitude",
@@ -96,8 +114,8 @@ def test_plugins_lists_every_builtin_with_version_as_json():
     ]
     assert names["builtin-criteria"]["distribution"] == "dstbench"
     assert payload["components"]["criteria"]["mest"]["params"] == {"lam": 1.0}
-    table = dstbench("plugins")
-    assert "builtin-growth" in table.stdout and "gradient" in table.stdout
+    _, table, _ = in_process("plugins")
+    assert "builtin-growth" in table and "gradient" in table
 
 
 def test_run_help_says_which_defaults_the_dataset_sets(capsys):
