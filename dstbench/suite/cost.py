@@ -12,7 +12,8 @@ validation split):
 
 Batches per epoch and MACs per sample come from a finished record of the setup when there is
 one (``timings.steps / epochs``, ``dense_macs_per_sample``), else from building the dataset and
-the model once (no training; a dataset whose files are missing leaves them unknown).
+the model once (no training), else, for a built-in dataset whose files are missing, from its
+known shape and size (:mod:`dstbench.datasets.sizes`); other datasets leave them unknown.
 The total wall time divides the runs still to do by the number of workers.
 """
 
@@ -113,6 +114,31 @@ def probe_work(spec: Mapping[str, Any], registry: Registry, data_root: Any) -> t
     return math.ceil(len(train) / spec["batch_size"]), sum(macs.values())
 
 
+def known_work(spec: Mapping[str, Any], registry: Registry) -> tuple[float, int] | None:
+    """Batches per epoch and MACs per sample of a built-in dataset whose files are missing,
+    from its known shape and size (None for other datasets, or a model that cannot be built).
+    """
+    import torch
+
+    from dstbench.datasets.sizes import BUILTIN_SIZES
+    from dstbench.engine.flops import count_macs
+
+    name = spec["dataset"]["name"]
+    size = BUILTIN_SIZES.get(name)
+    info = registry.datasets.get(name)
+    if size is None or info is None or not info.plugin.startswith("builtin"):
+        return None
+    try:
+        model = registry.models[spec["model"]["name"]].fn(
+            size.input_shape, size.num_classes, **spec["model"]["params"]
+        )
+        macs = count_macs(model, torch.zeros((2, *size.input_shape)))
+    except (DstbenchError, RuntimeError, ValueError):
+        return None
+    samples = size.train_samples(spec["validation"], spec["val_fraction"])
+    return math.ceil(samples / spec["batch_size"]), sum(macs.values())
+
+
 def estimate(
     planned: Sequence[PlannedRun],
     records: Iterable[Mapping[str, Any]],
@@ -172,7 +198,7 @@ def _fill_work(
         try:
             probed[work] = probe_work(spec, registry, data_root)
         except (DstbenchError, OSError, RuntimeError, ValueError):
-            probed[work] = None
+            probed[work] = known_work(spec, registry)
     found = probed[work]
     if found is not None:
         cost.steps_per_epoch, cost.macs_per_sample = found
