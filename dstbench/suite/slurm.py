@@ -601,6 +601,7 @@ class SlurmTask:
                     continue
                 if stop_requested():
                     break
+                _say_checkpoint(job, "resumes from its checkpoint at")
                 statuses[job.run_id] = run_job(job, options, worker=where)
                 if statuses[job.run_id] == INTERRUPTED:
                     _say_checkpoint(job)
@@ -630,8 +631,9 @@ def _train_on(signum: int, frame: Any) -> None:
     )
 
 
-def _say_checkpoint(job: Job) -> None:
-    """Put in the task's log how far the interrupted run's checkpoint got."""
+def _say_checkpoint(job: Job, what: str = "checkpointed at") -> None:
+    """Put in the task's log how far the run's checkpoint got (``what``: the checkpoint was
+    just written, or the run resumes from it)."""
     from dstbench.engine.checkpoint import read
     from dstbench.suite.worker import checkpoint_path
 
@@ -639,7 +641,7 @@ def _say_checkpoint(job: Job) -> None:
     if data is not None:
         epochs = job.spec["epochs"]
         print(
-            f"dstbench: {job.run_id} checkpointed at epoch {data['epoch']} of {epochs}",
+            f"dstbench: {job.run_id} {what} epoch {data['epoch']} of {epochs}",
             flush=True,
         )
 
