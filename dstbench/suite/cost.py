@@ -8,7 +8,8 @@ validation split):
   × samples seen (steps × batch size), dense-equivalent, since masks are simulated and the
   wall time is that of dense training;
 * **wall time per run**: the mean ``total_seconds`` of the finished records of the same setup
-  in the results directory, else their seconds per step × steps; unknown otherwise.
+  in the results directory, else their seconds per step × steps, else (a built-in dataset
+  whose files are missing) a short probe's seconds per step × steps; unknown otherwise.
 
 Batches per epoch and MACs per sample come from a finished record of the setup when there is
 one (``timings.steps / epochs``, ``dense_macs_per_sample``), else from building the dataset and
@@ -62,6 +63,9 @@ class SetupCost:
     batch_size: int = 0
     seconds_per_run: float | None = None
     seconds_source: str = "unknown"
+    #: Seconds per step timed on random inputs of the dataset's shape (data missing, no
+    #: finished run): the last resort for the wall time.
+    probed_seconds_per_step: float | None = None
     #: Overlap-at-initialisation runs: one forward/backward pass, no training.
     at_init: bool = False
 
@@ -114,9 +118,12 @@ def probe_work(spec: Mapping[str, Any], registry: Registry, data_root: Any) -> t
     return math.ceil(len(train) / spec["batch_size"]), sum(macs.values())
 
 
-def known_work(spec: Mapping[str, Any], registry: Registry) -> tuple[float, int] | None:
-    """Batches per epoch and MACs per sample of a built-in dataset whose files are missing,
-    from its known shape and size (None for other datasets, or a model that cannot be built).
+def known_work(
+    spec: Mapping[str, Any], registry: Registry
+) -> tuple[float, int, float | None] | None:
+    """Batches per epoch, MACs per sample and seconds per step of a built-in dataset whose
+    files are missing, from its known shape and size and a short probe (a few steps on random
+    inputs of that shape); None for other datasets, or a model that cannot be built.
     """
     import torch
 
@@ -133,10 +140,43 @@ def known_work(spec: Mapping[str, Any], registry: Registry) -> tuple[float, int]
             size.input_shape, size.num_classes, **spec["model"]["params"]
         )
         macs = count_macs(model, torch.zeros((2, *size.input_shape)))
+        seconds = probe_step_seconds(model, size.input_shape, size.num_classes, spec)
     except (DstbenchError, RuntimeError, ValueError):
         return None
     samples = size.train_samples(spec["validation"], spec["val_fraction"])
-    return math.ceil(samples / spec["batch_size"]), sum(macs.values())
+    return math.ceil(samples / spec["batch_size"]), sum(macs.values()), seconds
+
+
+#: Samples per probe step (the time is scaled to the run's batch size), warm-up steps and
+#: steps timed.
+PROBE_BATCH, PROBE_WARMUP, PROBE_STEPS = 16, 2, 3
+
+
+def probe_step_seconds(
+    model: Any, input_shape: tuple[int, ...], classes: int, spec: Mapping[str, Any]
+) -> float:
+    """Seconds of one training step of ``model`` at the run's batch size on this machine's
+    CPU, timed on random inputs (the fastest of :data:`PROBE_STEPS` after the warm-up,
+    scaled from :data:`PROBE_BATCH` samples)."""
+    import time
+
+    import torch
+
+    batch = min(PROBE_BATCH, int(spec["batch_size"]))
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn((batch, *input_shape), generator=generator)
+    y = torch.randint(classes, (batch,), generator=generator)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    model.train()
+    times = []
+    for _ in range(PROBE_WARMUP + PROBE_STEPS):
+        started = time.perf_counter()
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    # the fastest timed step: the least disturbed by whatever else this machine does
+    return min(times[PROBE_WARMUP:]) * spec["batch_size"] / batch
 
 
 def estimate(
@@ -155,7 +195,7 @@ def estimate(
         by_work.setdefault(_work_key(record["spec"]), []).append(record)
         by_setup.setdefault(_setup_key(record["spec"]), []).append(record)
     costs: dict[str, SetupCost] = {}
-    probed: dict[str, tuple[float, int] | None] = {}
+    probed: dict[str, tuple[float, int, float | None] | None] = {}
     for item in planned:
         spec = item.cell.spec
         key = _setup_key(spec)
@@ -178,7 +218,7 @@ def _fill_work(
     cost: SetupCost,
     spec: Mapping[str, Any],
     by_work: Mapping[str, list[Mapping[str, Any]]],
-    probed: dict[str, tuple[float, int] | None],
+    probed: dict[str, tuple[float, int, float | None] | None],
     registry: Registry,
     data_root: Any,
     probe: bool,
@@ -196,12 +236,12 @@ def _fill_work(
     work = _work_key(spec)
     if work not in probed:
         try:
-            probed[work] = probe_work(spec, registry, data_root)
+            probed[work] = (*probe_work(spec, registry, data_root), None)
         except (DstbenchError, OSError, RuntimeError, ValueError):
             probed[work] = known_work(spec, registry)
     found = probed[work]
     if found is not None:
-        cost.steps_per_epoch, cost.macs_per_sample = found
+        cost.steps_per_epoch, cost.macs_per_sample, cost.probed_seconds_per_step = found
 
 
 def _fill_seconds(
@@ -226,6 +266,9 @@ def _fill_seconds(
     if per_step and cost.steps is not None:
         cost.seconds_per_run = statistics.fmean(per_step) * cost.steps
         cost.seconds_source = f"seconds per step of {len(per_step)} finished run(s) × steps"
+    elif cost.probed_seconds_per_step is not None and cost.steps is not None:
+        cost.seconds_per_run = cost.probed_seconds_per_step * cost.steps
+        cost.seconds_source = "a probe: steps on random inputs here (CPU), × steps"
 
 
 def _engineering(value: float | None) -> str:
