@@ -133,7 +133,9 @@ def main() -> None:
 
         if not args.no_dask:
             try:
-                from distributed import LocalCluster
+                import distributed  # noqa: F401
+
+                from dstbench.suite.dask_executor import local_cluster
             except ImportError:
                 notes.append("dask: skipped, dask.distributed is not installed")
             else:
@@ -141,12 +143,7 @@ def main() -> None:
                 address = args.dask_address
                 if not address:
                     started = time.perf_counter()
-                    cluster = LocalCluster(
-                        n_workers=args.jobs,
-                        threads_per_worker=1,
-                        processes=True,
-                        dashboard_address=None,
-                    )
+                    cluster = local_cluster(args.jobs)  # 127.0.0.1, no dashboard
                     address = cluster.scheduler_address
                     notes.append(
                         f"dask: a LocalCluster of {args.jobs} workers, started in "

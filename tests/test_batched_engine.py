@@ -168,6 +168,7 @@ def _assert_same_record(batched: dict, single: dict) -> None:
     )
 
 
+@pytest.mark.slow
 def test_mixed_group_matches_single_engine(recorder):
     specs = _mixed_group()
     batched, single, (first_masks, final, updates) = _run_both(recorder, specs)
@@ -205,7 +206,11 @@ def test_dense_static_dst_and_paper_order_mix(recorder):
 
 @pytest.mark.parametrize(
     ("model", "shape", "classes"),
-    [("lenet5", "grey", 10), ("small_conv", "rgb", 10), ("mlp_higgs", "higgs", 2)],
+    [
+        pytest.param("lenet5", "grey", 10, marks=pytest.mark.slow),
+        pytest.param("small_conv", "rgb", 10, marks=pytest.mark.slow),
+        ("mlp_higgs", "higgs", 2),
+    ],
 )
 def test_other_models_batch(recorder, model, shape, classes):
     specs = [
@@ -253,6 +258,7 @@ def test_broken_runs_are_dropped_and_the_others_go_on(recorder):
         assert _max_diff(final[s["run_id"]], recorder.final[s["run_id"]]) < ATOL
 
 
+@pytest.mark.slow
 def test_a_model_that_cannot_stack_falls_back_with_one_line(recorder, capsys):
     with pytest.raises(Unbatchable, match="buffers"):
         stacked_forward(resnet20((3, 20, 20), 10))

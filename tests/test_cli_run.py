@@ -19,6 +19,7 @@ def dstbench(*args, cwd=None):
     )
 
 
+@pytest.mark.slow
 def test_run_prints_one_summary_line_and_writes_the_record(tmp_path):
     out = tmp_path / "run.json"
     result = dstbench(
@@ -69,20 +70,37 @@ def test_run_prints_one_summary_line_and_writes_the_record(tmp_path):
         (["--dataset", "digits", "--update-order", "sideways"], "invalid choice: 'sideways'"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(tmp_path, args, message):
+def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(tmp_path, args, message, capsys):
     out = tmp_path / "run.json"
-    result = dstbench("run", "--model", "mlp", *args, "--output", str(out))
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert message in result.stderr and "Traceback" not in result.stderr
+    code, stdout, stderr = in_process("run", "--model", "mlp", *args, "--output", str(out))
+    assert code == 2
+    assert stdout == ""
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert message in stderr and "Traceback" not in stderr
     assert not out.exists()
 
 
+def in_process(*args: str) -> tuple[int, str, str]:
+    """``dstbench ARGS`` in this process (a fresh interpreter costs seconds): exit status,
+    stdout, stderr."""
+    import contextlib
+    import io
+
+    from dstbench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's own errors
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
 def test_plugins_lists_every_builtin_with_version_as_json():
-    result = dstbench("plugins", "--json", "--components")
-    assert result.returncode == 0, result.stderr
-    payload = json.loads(result.stdout)
+    code, stdout, stderr = in_process("plugins", "--json", "--components")
+    assert code == 0, stderr
+    payload = json.loads(stdout)
     names = {p["name"]: p for p in payload["plugins"]}
     assert names["builtin-criteria"]["registered"]["criteria"] == [
         "magnitude",
@@ -96,5 +114,46 @@ def test_plugins_lists_every_builtin_with_version_as_json():
     ]
     assert names["builtin-criteria"]["distribution"] == "dstbench"
     assert payload["components"]["criteria"]["mest"]["params"] == {"lam": 1.0}
-    table = dstbench("plugins")
-    assert "builtin-growth" in table.stdout and "gradient" in table.stdout
+    _, table, _ = in_process("plugins")
+    assert "builtin-growth" in table and "gradient" in table
+
+
+def test_run_help_says_which_defaults_the_dataset_sets(capsys):
+    """digits trains 30 epochs of batches of 32 with ΔT 50: --help says so, not only 100."""
+    from dstbench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--epochs EPOCHS training epochs (default: the dataset's, digits: 30; else 100)" in text
+    assert "(default: the dataset's, digits: 32; else 128)" in text
+    assert "(ΔT) (default: the dataset's, digits: 50; else 800)" in text
+    assert "SGD momentum (default: 0.9)" in text
+
+
+def test_a_missing_dataset_is_one_line(tmp_path, capsys):
+    from dstbench.cli import main
+
+    empty = tmp_path / "data"
+    empty.mkdir()
+    code = main(["run", "--model", "mlp", "--dataset", "cifar10", "--data-root", str(empty)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("dstbench: error: dataset 'cifar10': no data at ")
+
+
+def test_list_options_take_commas_as_well_as_repeats():
+    from dstbench.cli import build_parser
+    from dstbench.cli.run import spec_from_args
+
+    parser = build_parser(only="run")
+    base = ["run", "--model", "mlp", "--dataset", "digits"]
+    commas = parser.parse_args([*base, "--compare-criteria", "magnitude,mest[lam=0.1,x=2]"])
+    repeats = parser.parse_args(
+        [*base, "--compare-criteria", "magnitude", "--compare-criteria", "mest[lam=0.1,x=2]"]
+    )
+    expected = ["magnitude", "mest[lam=0.1,x=2]"]
+    assert spec_from_args(commas)["compare_criteria"] == expected
+    assert spec_from_args(repeats)["compare_criteria"] == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,6 +156,16 @@ def test_check_plugin_cli_passes_builtins(capsys):
     assert "ok    schedule 'cosine': 5 checks passed" in out
     assert "all 14 checks passed (3 components)" in out
     assert err == ""
+
+
+def test_check_plugin_counts_add_up_to_the_total(capsys):
+    """Each plugin's "N checks passed" lines sum to its "all M checks passed"."""
+    assert main(["check-plugin", "builtin-schedules", "builtin-criteria"]) == 0
+    out = capsys.readouterr().out
+    for block in out.split("plugin '")[1:]:
+        parts = [int(n) for n in re.findall(r"^  ok    .*: (\d+) checks? passed", block, re.M)]
+        total = int(re.search(r"^all (\d+) checks passed", block, re.M)[1])
+        assert sum(parts) == total, block
 
 
 def test_check_plugin_cli_takes_a_component_name(capsys):

@@ -423,3 +423,23 @@ def test_a_run_past_the_time_limit_is_stopped_on_its_worker_and_failed(cluster, 
     assert "(the time limit is 4.0s; a stuck plugin or a slow setup?)" in message
     assert summary(done.stdout)["counts"] == "1 failed"
     assert all(not run_processes(cluster.processes[name].pid) for name in cluster.workers)
+
+
+def test_the_suites_own_local_cluster_is_on_loopback_without_a_dashboard():
+    """What `dask` without an address (and benchmarks/cluster_overhead.py) starts."""
+    import urllib.error
+    import urllib.request
+
+    require_dask()
+    from dstbench.suite.dask_executor import local_cluster
+
+    cluster = local_cluster(1)
+    try:
+        addresses = [cluster.scheduler_address, *(w.address for w in cluster.workers.values())]
+        assert all(a.startswith("tcp://127.0.0.1:") for a in addresses), addresses
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(cluster.dashboard_link, timeout=10)
+        caught.value.close()
+        assert caught.value.code == 404
+    finally:
+        cluster.close()

@@ -94,6 +94,7 @@ def plugins_json(site: Path, tmp_path: Path, **env_vars: str) -> dict[str, dict]
     return {p["name"]: p for p in json.loads(result.stdout)["plugins"]}
 
 
+@pytest.mark.slow
 def test_installed_plugins_are_found_and_broken_ones_reported(site, tmp_path):
     plugins = plugins_json(site, tmp_path)
     good = plugins["fake-good"]
@@ -116,6 +117,7 @@ def test_installed_plugins_are_found_and_broken_ones_reported(site, tmp_path):
     assert plugins["builtin-criteria"]["status"] == "loaded"  # the rest still works
 
 
+@pytest.mark.slow
 def test_disable_blocks_third_party_and_builtin_plugins(site, tmp_path):
     plugins = plugins_json(site, tmp_path, DSTBENCH_DISABLE_PLUGINS="fake-good, builtin-schedules")
     assert plugins["fake-good"]["status"] == "blocked"
@@ -124,6 +126,7 @@ def test_disable_blocks_third_party_and_builtin_plugins(site, tmp_path):
     assert plugins["fake-good"]["registered"] == {}
 
 
+@pytest.mark.slow
 def test_allow_list_loads_only_the_named_third_party_plugins(site, tmp_path):
     plugins = plugins_json(site, tmp_path, DSTBENCH_LOAD_PLUGINS="fake-good")
     assert plugins["fake-good"]["status"] == "loaded"
@@ -132,12 +135,14 @@ def test_allow_list_loads_only_the_named_third_party_plugins(site, tmp_path):
     assert all(p["status"] == "loaded" for p in plugins.values() if p["builtin"])
 
 
+@pytest.mark.slow
 def test_empty_allow_list_loads_no_third_party_plugin(site, tmp_path):
     plugins = plugins_json(site, tmp_path, DSTBENCH_LOAD_PLUGINS="")
     third_party = [p for p in plugins.values() if not p["builtin"]]
     assert third_party and all(p["status"] == "skipped" for p in third_party)
 
 
+@pytest.mark.slow
 def test_collision_between_two_installed_plugins_is_an_error_naming_both(site, tmp_path):
     twin_site = tmp_path / "twin"
     install_fake(twin_site, "dstbench-fake-twin", "2.0", "fake-twin", TWIN)
@@ -155,6 +160,7 @@ def test_collision_between_two_installed_plugins_is_an_error_naming_both(site, t
     assert "DSTBENCH_DISABLE_PLUGINS=" in line
 
 
+@pytest.mark.slow
 def test_a_run_records_the_installed_plugin_behind_its_criterion(site, tmp_path):
     result = dstbench(
         "run",

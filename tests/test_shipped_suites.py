@@ -42,6 +42,7 @@ def test_shipped_suite_dry_run(path, tmp_path, capsys):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_update_period_suite_shares_its_delta_t_800_runs_with_cifar():
     registry = get_plugins().registry
     cifar = {c.run_id for c in load_suite(SUITES / "cifar.toml", registry).cells}

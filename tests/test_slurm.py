@@ -184,6 +184,10 @@ def test_scancel_of_a_task_fails_its_run_with_the_reason_and_a_rerun_resumes_it(
     assert again.returncode == 0, again.stdout + again.stderr
     resumed = read_json(out / "runs" / f"{run_id}.json")
     assert resumed["status"] == "ok" and resumed["checkpoint"]["resumed"]
+    # ... and its task's log says so, not only the record
+    new_job = Ledger(out).load()[run_id].job_id
+    log = (out / "slurm" / new_job / f"{new_job}_0_log.out").read_text()
+    assert f"dstbench: {run_id} resumes from its checkpoint at epoch " in log
     # one torch thread, as the SLURM task (cpus_per_task = 1): the same float reductions
     local = dstbench(
         "suite", suite, "-o", str(tmp_path / "local"), "--executor", "local[threads=1]"

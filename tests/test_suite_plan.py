@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from handmade import new_record
 
@@ -73,3 +75,25 @@ def test_dry_run_shows_each_status_and_the_counts(suite, tmp_path, capsys):
         "(results in results/s)"
     )
     assert sorted(p.name for p in store.runs.iterdir()) == before
+
+
+def test_dry_run_without_the_data_knows_a_builtin_datasets_steps_and_macs(
+    tmp_path, monkeypatch, capsys
+):
+    """CIFAR-10's shape and size are known without its files: 45,000 training images after
+    the engine's 10% validation carve, 352 batches of 128 per epoch; a short probe times a
+    step."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DSTBENCH_DATA", str(tmp_path / "no-data"))
+    (tmp_path / "c.toml").write_text(
+        'model = "mlp_cifar"\ndataset = "cifar10"\nepochs = 2\ndensities = [0.1]\n'
+        'criteria = ["magnitude"]\ngrowth = ["random"]\nseeds = [0]\n'
+    )
+    assert main(["suite", "c.toml", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith("mlp_cifar/cifar10 (")]
+    _, runs, to_run, steps, macs, wall, source = re.split(r"\s{2,}", row)
+    assert (runs, to_run, steps) == ("1", "1", str(2 * 352)), row
+    assert macs.endswith(" T") or macs.endswith(" G"), row  # dense forward MACs per run
+    assert wall != "unknown" and source.startswith("a probe: steps on random inputs"), row
+    assert not (tmp_path / "results").exists()

@@ -97,8 +97,8 @@ def test_every_running_job_shows_its_elapsed_time():
     display.run_started("b", "run b", "w1")
     clock.now = 200
     assert display.job_lines() == [
-        "w0: run a epoch 0/?, running 3m20s",
-        "w1: run b epoch 0/?, running 2m15s",
+        "w0: run a, running 3m20s",
+        "w1: run b, running 2m15s",
     ]
 
 
@@ -131,3 +131,33 @@ def test_workers_get_devices_round_robin(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert worker_devices("auto", 3) == ["cuda:0", "cuda:1", "cuda:0"]
     assert worker_devices("cuda", 2) == ["cuda:0", "cuda:1"]
+
+
+def test_a_heartbeat_of_a_big_batched_group_is_short_with_a_sane_eta():
+    """16 runs trained together by one worker (the batched engine), in a log."""
+    stream, clock = io.StringIO(), Clock()
+    display = ProgressDisplay(
+        stream, total=32, done=0, to_run=32, live=False, heartbeat=30, clock=clock, workers=1
+    )
+    label = "magnitude/random mlp/digits d=0.1 seed={} with a long label of a swept key=1"
+    for i in range(16):
+        display.run_started(f"r{i}", label.format(i), "w0 (cpu)")
+    clock.now = 30
+    for i in range(16):
+        display.run_progress(f"r{i}", 15, 30)  # half way after 30 s: 60 s per group of 16
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and len(lines[0]) < 500, lines
+    assert lines[0].endswith("(+13 more)")
+    # 30 s left for these 16, then the next 16 together: 90 s, not 16 x 60 s
+    assert "ETA 1m30s" in lines[0]
+
+
+def test_a_run_without_epoch_reports_shows_no_epoch_count():
+    """SLURM and Dask runs report no epochs to the driver: no "epoch 0/?"."""
+    stream, clock = io.StringIO(), Clock()
+    display = ProgressDisplay(stream, total=1, done=0, to_run=1, live=False, clock=clock)
+    display.run_started("a", "magnitude/random mlp/digits d=0.1 seed=0", "slurm 12_0")
+    clock.now = 65
+    assert display.job_lines() == [
+        "slurm 12_0: magnitude/random mlp/digits d=0.1 seed=0, running 1m05s"
+    ]

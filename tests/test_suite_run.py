@@ -84,6 +84,7 @@ FAILING = """
 """
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_recorded_and_the_others_finish_then_resume(testplugin, tmp_path):
     suite_file = write_suite(tmp_path / "failing.toml", FAILING)
     out = tmp_path / "results"
@@ -131,6 +132,7 @@ def test_a_failing_run_is_recorded_and_the_others_finish_then_resume(testplugin,
         assert (out / "runs" / f"{run_id}.json").read_bytes() == data
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_fails_its_run_only(testplugin, tmp_path):
     suite_file = write_suite(
         tmp_path / "dying.toml",

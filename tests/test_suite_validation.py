@@ -17,9 +17,13 @@ CASES = {
         BASE + "densitie = [0.1]\n",
         ["densitie: unknown key (did you mean 'densities'?)", "valid keys:", "criteria"],
     ),
-    "run-spec spelling of a grid key": (
-        BASE + "density = 0.1\n",
-        ["density: unknown key (did you mean 'densities'?)"],
+    "both spellings of a grid key": (
+        BASE + "density = 0.1\ndensities = [0.2]\n",
+        ["density: give either 'density' or 'densities', not both"],
+    ),
+    "run-option spelling with a bad value": (
+        BASE + "density = 2.0\n",
+        ["bad.toml: density: "],
     ),
     "unknown key in a setup": (
         'dataset = "digits"\n[[setups]]\nmodel = "mlp"\nlrr = 0.1\n',
@@ -247,3 +251,38 @@ def test_dry_run_of_a_valid_suite_prints_the_matrix_and_writes_nothing(workdir, 
     assert "exclude[0]: matches no run of the suite" in err
     assert listing(workdir) == ["ok.toml"]
     assert not os.path.exists(workdir / "results")
+
+
+@pytest.mark.parametrize("where", ["file", "command line"])
+def test_an_executor_parameter_out_of_range_names_its_place_and_writes_nothing(
+    where, workdir, capsys
+):
+    pytest.importorskip("submitit")
+    executor = 'executor = {name = "slurm", pack = 0}\n' if where == "file" else ""
+    (workdir / "bad.toml").write_text(BASE + executor)
+    before = listing(workdir)
+    args = [] if where == "file" else ["--executor", "slurm[pack=0]"]
+    code, _out, err = run_cli(["suite", "bad.toml", *args], capsys)
+    place = "bad.toml" if where == "file" else "--executor"
+    assert code == 2
+    assert err == (
+        f"dstbench: error: {place}: executor 'slurm' parameter 'pack' expects an integer >= 1, "
+        "got 0\n"
+    )
+    assert listing(workdir) == before
+
+
+def test_grid_keys_work_under_their_run_option_names(tmp_path, registry):
+    """README: "any `dstbench run` option, under its own name": density, criterion, seed."""
+    from dstbench.suite.loader import load_suite
+
+    plural = BASE + 'densities = [0.1]\ncriteria = ["magnitude"]\nseeds = [0, 1]\n'
+    singular = BASE + 'density = 0.1\ncriterion = "magnitude"\nseed = [0, 1]\n'
+    in_setup = 'dataset = "digits"\nseed = [0, 1]\n[[setups]]\nmodel = "mlp"\ndensity = 0.1\n'
+    in_setup += 'criterion = "magnitude"\n'
+    ids = {}
+    for name, text in {"plural": plural, "singular": singular, "setup": in_setup}.items():
+        (tmp_path / f"{name}.toml").write_text(text)
+        ids[name] = [c.run_id for c in load_suite(tmp_path / f"{name}.toml", registry).cells]
+    assert len(ids["plural"]) == 2
+    assert ids["singular"] == ids["plural"] == ids["setup"]

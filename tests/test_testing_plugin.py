@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 AUTHOR_PLUGIN = '''
 import torch
 from dstbench import hookimpl
@@ -75,6 +77,7 @@ def test_check_plugin_reports_every_failure():
 """
 
 
+@pytest.mark.slow
 def test_author_tests_pass_with_the_pytest_plugin(tmp_path):
     (tmp_path / "my_plugin.py").write_text(textwrap.dedent(AUTHOR_PLUGIN))
     (tmp_path / "test_author.py").write_text(textwrap.dedent(AUTHOR_TESTS))

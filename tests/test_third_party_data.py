@@ -78,3 +78,44 @@ def test_a_built_in_model_on_the_plugin_dataset(blobs_plugin):
     record = dstbench.execute({"model": "mlp_higgs", "dataset": "blobs", "density": 0.5})
     assert record["status"] == "ok", record.get("error")
     assert record["density"]["layers"]["5.weight"]["numel"] == 256  # one logit: binary BCE
+
+
+def _own_val_plugin():
+    """A dataset whose own validation split has every label flipped: validating on it gives
+    an accuracy near 0, on a split carved from its training set one near 1."""
+    import types
+
+    import torch
+
+    from dstbench import DatasetParts, TensorSplit, hookimpl
+
+    def blobs(ctx):
+        generator = torch.Generator().manual_seed(0)
+        y = torch.arange(600) % 2
+        x = torch.randn(600, 2, generator=generator) * 0.3 + (y[:, None] * 4.0 - 2.0)
+        return DatasetParts(
+            train=TensorSplit(x[:400], y[:400]),
+            test=TensorSplit(x[400:500], y[400:500]),
+            val=TensorSplit(x[500:], 1 - y[500:]),
+            input_shape=(2,),
+            num_classes=2,
+        )
+
+    module = types.ModuleType("own_val")
+
+    @hookimpl
+    def dstbench_register_datasets(register):
+        register("own_val_blobs", blobs, defaults={"epochs": 3, "batch_size": 32})
+
+    module.dstbench_register_datasets = dstbench_register_datasets
+    return module
+
+
+def test_a_plugin_datasets_own_validation_split_is_used(use_plugins):
+    use_plugins(("own_val", _own_val_plugin()))
+    record = dstbench.execute({"model": "mlp", "dataset": "own_val_blobs", "density": 0.5})
+    assert record["status"] == "ok", record.get("error")
+    assert record["spec"]["validation"] == "split"
+    assert record["metrics"]["test_accuracy"] > 0.9
+    assert record["metrics"]["curve"][-1]["val_accuracy"] < 0.1  # the flipped labels
+    assert record["data_notes"]["validation"] == "the dataset's own validation split"

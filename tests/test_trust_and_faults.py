@@ -184,6 +184,7 @@ def test_a_plugin_that_calls_sys_exit_on_import_is_reported_and_skipped(tmp_path
     assert "magnitude" in loaded.registry.criteria  # the others still load
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_is_not_a_traceback():
     result = subprocess.run(
         f"{sys.executable} -m dstbench plugins --components | head -1",

@@ -15,6 +15,7 @@ from dstbench.engine.single import execute
 from dstbench.engine.spec import FIELDS, PAPER_FIDELITY, apply_paper_fidelity
 from dstbench.errors import DstbenchError
 from dstbench.io import check_output_file, check_writable_dir
+from dstbench.plugins import get_plugins
 from dstbench.preflight import check_device
 from dstbench.suite.progress import accuracy_text
 from dstbench.suite.store import write_record
@@ -34,12 +35,38 @@ def _fractions(text: str) -> list[float]:
         ) from None
 
 
+def dataset_defaults() -> dict[str, list[str]]:
+    """Run-spec key -> ``digits: 30``-style defaults of the registered datasets that set one
+    (empty when the plugins cannot be loaded)."""
+    try:
+        datasets = get_plugins().registry.datasets
+        infos = sorted(datasets.items())
+    except Exception:  # --help must work even when a plugin is broken
+        return {}
+    found: dict[str, list[str]] = {}
+    for name, info in infos:
+        for key, value in sorted(getattr(info, "defaults", {}).items()):
+            found.setdefault(key, []).append(f"{name}: {value}")
+    return found
+
+
+def _default_text(key: str, default: Any, by_dataset: dict[str, list[str]]) -> str:
+    """`` (default: 100)``, or, where datasets set their own, what each uses."""
+    if default in (None, []):
+        return ""
+    own = by_dataset.get(key)
+    if not own:
+        return f" (default: {default})"
+    return f" (default: the dataset's, {', '.join(own)}; else {default})"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per run-spec key (``--update-period`` for ``update_period``), plus I/O."""
     spec_group = parser.add_argument_group("run spec (defaults: the dataset's, else the paper's)")
+    by_dataset = dataset_defaults()
     for key, field in FIELDS.items():
         flag = "--" + key.replace("_", "-")
-        default_text = f" (default: {field.default})" if field.default not in (None, []) else ""
+        default_text = _default_text(key, field.default, by_dataset)
         kwargs: dict[str, Any] = {"dest": key, "default": None, "help": field.help + default_text}
         if field.type == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -51,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif field.type.startswith("components:"):
             kwargs["action"] = "append"
             kwargs["metavar"] = "NAME"
-            kwargs["help"] += " (repeat the option for several)"
+            kwargs["help"] += " (repeat the option, or separate names with commas)"
         elif field.type in _TYPES:
             kwargs["type"] = _TYPES[field.type]
         else:
@@ -87,9 +114,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def split_names(text: str) -> list[str]:
+    """``"magnitude,mest[lam=0.1,k=2]"`` -> ``["magnitude", "mest[lam=0.1,k=2]"]``: commas
+    separate names, except inside brackets."""
+    names, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            names.append(text[start:i].strip())
+            start = i + 1
+    names.append(text[start:].strip())
+    return [name for name in names if name]
+
+
 def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The raw spec given on the command line (unset options left to the defaults)."""
+    """The raw spec given on the command line (unset options left to the defaults); a list
+    option takes its names repeated or comma-separated (``--compare-criteria a,b``)."""
     raw = {key: getattr(args, key) for key in FIELDS if getattr(args, key) is not None}
+    for key, field in FIELDS.items():
+        if field.type.startswith("components:") and key in raw:
+            raw[key] = [name for given in raw[key] for name in split_names(given)]
     return apply_paper_fidelity(raw) if args.paper_faithful else raw
 
 
@@ -130,12 +174,14 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.output:
         write_record(args.output, record)
+    error = record.get("error") or {}
+    if record["status"] == "failed" and error.get("user_error") and not args.json:
+        raise DstbenchError(error["message"])  # one line, not a summary repeating it
     if args.json:
         print(json.dumps(record, indent=2, sort_keys=True))
     else:
         line = summary_line(record)
         print(line + (f" -> {args.output}" if args.output else ""))
-    error = record.get("error") or {}
     if record["status"] == "failed" and error.get("user_error"):
         raise DstbenchError(error["message"])
     if record["status"] == "failed":

@@ -11,7 +11,7 @@ from dstbench.cli import warn_plugin_failures
 from dstbench.cli.commands import COMMANDS
 from dstbench.plugins import get_plugins
 from dstbench.suite.loader import load_suite
-from dstbench.suite.status import COLUMNS, suite_status
+from dstbench.suite.status import suite_status
 from dstbench.suite.store import RunStore
 
 NAME = "status"
@@ -38,13 +38,14 @@ def run(args: argparse.Namespace) -> int:
     store = RunStore(args.output if args.output is not None else suite.default_output())
     status = suite_status(suite, store, registry)
     table = status.table()
+    columns = status.columns
     rows: list[list[Any]] = [
-        [setup, sum(row.values()), *(row[c] for c in COLUMNS)] for setup, row in table.items()
+        [setup, sum(row.values()), *(row[c] for c in columns)] for setup, row in table.items()
     ]
     if len(rows) > 1:
-        totals = [sum(r[i] for r in rows) for i in range(1, len(COLUMNS) + 2)]
+        totals = [sum(r[i] for r in rows) for i in range(1, len(columns) + 2)]
         rows.append(["all", *totals])
-    print(tabulate(rows, headers=["setup", "runs", *COLUMNS], disable_numparse=True))
+    print(tabulate(rows, headers=["setup", "runs", *columns], disable_numparse=True))
     for note in status.notes:
         print(note)
     return 0

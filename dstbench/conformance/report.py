@@ -134,6 +134,10 @@ def format_report(report: PluginReport, *, verbose: bool = False) -> str:
     fix (every check with ``verbose``), and a summary line.
     """
     lines = [f"plugin {report.plugin!r} ({report.source})"]
+    passed = sum(c.status == "pass" for c in report.checks)
+    if passed and not any(c.failed for c in report.checks):
+        # Counted in the total below: the per-line counts add up to it.
+        lines.append(f"  ok    the plugin itself: {passed} check{'s' * (passed != 1)} passed")
     for check in report.checks:
         if verbose or check.status != "pass":
             lines.extend(_check_lines(check, "  "))

@@ -127,10 +127,15 @@ class Reporter(Protocol):
     def interrupted(self, run_id: str, why: str) -> None:
         """Job ``run_id`` stopped early and checkpointed; it resumes on its next attempt."""
 
+    def note(self, line: str) -> None:
+        """Tell the user something about the runs as a whole (one line), e.g. that the
+        scheduler does not answer or why jobs wait."""
+
 
 @dataclass(frozen=True)
 class JobState:
-    """What a scheduler says about one job: ``pending``, ``running`` or ``ended``."""
+    """What a scheduler says about one job: ``pending``, ``running`` or ``ended``, or
+    ``unknown`` when the scheduler could not be asked."""
 
     phase: str
     #: The scheduler's own word (``PENDING``, ``TIMEOUT``, ``CANCELLED by 0``, ...).
@@ -142,6 +147,11 @@ class JobState:
     def alive(self) -> bool:
         """Pending or running: the job may still write its records."""
         return self.phase in ("pending", "running")
+
+    @property
+    def unknown(self) -> bool:
+        """The scheduler could not be asked: the job may be anywhere, ended included."""
+        return self.phase == "unknown"
 
 
 @runtime_checkable

@@ -115,7 +115,11 @@ def load_parts(
         got = type(parts).__name__
         msg = f"dataset {dataset.name!r} returned {got}, expected DatasetParts"
         raise DstbenchError(msg)
-    if spec.validation == "paper" and parts.val is not None:
+    if parts.val is not None:
+        # The dataset's own validation split, whatever the mode: a plugin that gives one
+        # means it (the built-ins give one only under validation = "paper").
+        if spec.validation == "split":
+            parts.notes.setdefault("validation", "the dataset's own validation split")
         return parts, parts.train, parts.val
     train, val = carve_validation(parts.train, spec.val_fraction)
     return parts, train, val

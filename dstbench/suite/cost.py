@@ -10,11 +10,13 @@ validation split):
   match first: runs of the same setup, engine, method and density (mean ``total_seconds``),
   then the same work per step, engine, method and density (``seconds_per_step`` × steps), then
   the same setup whatever the engine and density (the sparse engine's time falls with
-  density, so only the first two estimate it well); unknown otherwise.
+  density, so only the first two estimate it well); else (a built-in dataset whose files are
+  missing) a short probe's seconds per step × steps; unknown otherwise.
 
 Batches per epoch and MACs per sample come from a finished record of the setup when there is
 one (``timings.steps / epochs``, ``dense_macs_per_sample``), else from building the dataset and
-the model once (no training; a dataset whose files are missing leaves them unknown).
+the model once (no training), else, for a built-in dataset whose files are missing, from its
+known shape and size (:mod:`dstbench.datasets.sizes`); other datasets leave them unknown.
 The total wall time divides the runs still to do by the number of workers.
 """
 
@@ -63,6 +65,9 @@ class SetupCost:
     batch_size: int = 0
     seconds_per_run: float | None = None
     seconds_source: str = "unknown"
+    #: Seconds per step timed on random inputs of the dataset's shape (data missing, no
+    #: finished run): the last resort for the wall time.
+    probed_seconds_per_step: float | None = None
     #: Overlap-at-initialisation runs: one forward/backward pass, no training.
     at_init: bool = False
 
@@ -115,6 +120,67 @@ def probe_work(spec: Mapping[str, Any], registry: Registry, data_root: Any) -> t
     return math.ceil(len(train) / spec["batch_size"]), sum(macs.values())
 
 
+def known_work(
+    spec: Mapping[str, Any], registry: Registry
+) -> tuple[float, int, float | None] | None:
+    """Batches per epoch, MACs per sample and seconds per step of a built-in dataset whose
+    files are missing, from its known shape and size and a short probe (a few steps on random
+    inputs of that shape); None for other datasets, or a model that cannot be built.
+    """
+    import torch
+
+    from dstbench.datasets.sizes import BUILTIN_SIZES
+    from dstbench.engine.flops import count_macs
+
+    name = spec["dataset"]["name"]
+    size = BUILTIN_SIZES.get(name)
+    info = registry.datasets.get(name)
+    if size is None or info is None or not info.plugin.startswith("builtin"):
+        return None
+    try:
+        model = registry.models[spec["model"]["name"]].fn(
+            size.input_shape, size.num_classes, **spec["model"]["params"]
+        )
+        macs = count_macs(model, torch.zeros((2, *size.input_shape)))
+        seconds = probe_step_seconds(model, size.input_shape, size.num_classes, spec)
+    except (DstbenchError, RuntimeError, ValueError):
+        return None
+    samples = size.train_samples(spec["validation"], spec["val_fraction"])
+    return math.ceil(samples / spec["batch_size"]), sum(macs.values()), seconds
+
+
+#: Samples per probe step (the time is scaled to the run's batch size), warm-up steps and
+#: steps timed.
+PROBE_BATCH, PROBE_WARMUP, PROBE_STEPS = 16, 2, 3
+
+
+def probe_step_seconds(
+    model: Any, input_shape: tuple[int, ...], classes: int, spec: Mapping[str, Any]
+) -> float:
+    """Seconds of one training step of ``model`` at the run's batch size on this machine's
+    CPU, timed on random inputs (the fastest of :data:`PROBE_STEPS` after the warm-up,
+    scaled from :data:`PROBE_BATCH` samples)."""
+    import time
+
+    import torch
+
+    batch = min(PROBE_BATCH, int(spec["batch_size"]))
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn((batch, *input_shape), generator=generator)
+    y = torch.randint(classes, (batch,), generator=generator)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    model.train()
+    times = []
+    for _ in range(PROBE_WARMUP + PROBE_STEPS):
+        started = time.perf_counter()
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    # the fastest timed step: the least disturbed by whatever else this machine does
+    return min(times[PROBE_WARMUP:]) * spec["batch_size"] / batch
+
+
 def _engine_of(record: Mapping[str, Any]) -> str:
     return str((record.get("provenance") or {}).get("engine") or "single")
 
@@ -149,7 +215,7 @@ def estimate(
         by_work.setdefault(_work_key(record["spec"]), []).append(record)
         by_setup.setdefault(_setup_key(record["spec"]), []).append(record)
     costs: dict[str, SetupCost] = {}
-    probed: dict[str, tuple[float, int] | None] = {}
+    probed: dict[str, tuple[float, int, float | None] | None] = {}
     per_run: dict[str, list[tuple[float | None, str]]] = {}
     for item in planned:
         spec = item.cell.spec
@@ -185,7 +251,7 @@ def _fill_work(
     cost: SetupCost,
     spec: Mapping[str, Any],
     by_work: Mapping[str, list[Mapping[str, Any]]],
-    probed: dict[str, tuple[float, int] | None],
+    probed: dict[str, tuple[float, int, float | None] | None],
     registry: Registry,
     data_root: Any,
     probe: bool,
@@ -203,12 +269,12 @@ def _fill_work(
     work = _work_key(spec)
     if work not in probed:
         try:
-            probed[work] = probe_work(spec, registry, data_root)
+            probed[work] = (*probe_work(spec, registry, data_root), None)
         except (DstbenchError, OSError, RuntimeError, ValueError):
-            probed[work] = None
+            probed[work] = known_work(spec, registry)
     found = probed[work]
     if found is not None:
-        cost.steps_per_epoch, cost.macs_per_sample = found
+        cost.steps_per_epoch, cost.macs_per_sample, cost.probed_seconds_per_step = found
 
 
 def _timing(records: Iterable[Mapping[str, Any]], name: str) -> list[float]:
@@ -240,6 +306,11 @@ def _run_seconds(
     per_step = _timing(same_work, "seconds_per_step")
     if per_step and cost.steps is not None:
         return statistics.fmean(per_step) * cost.steps, "s/step of the setup's runs × steps"
+    if cost.probed_seconds_per_step is not None and cost.steps is not None:
+        return (
+            cost.probed_seconds_per_step * cost.steps,
+            "a probe: steps on random inputs here (CPU), × steps",
+        )
     return None, "unknown"
 
 

@@ -73,6 +73,22 @@ def _requirements() -> None:
         ) from None
 
 
+def local_cluster(workers: int) -> Any:
+    """A dask ``LocalCluster`` of ``workers`` single-threaded processes on 127.0.0.1, with no
+    dashboard (nothing of it answers on another interface, and no web page is served)."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        worker_dashboard_address=None,
+        scheduler_kwargs={"dashboard": False},
+    )
+
+
 class DaskExecutor:
     """Run jobs as dask.distributed tasks (see the module docstring).
 
@@ -101,7 +117,7 @@ class DaskExecutor:
             return
         if options.detach:
             raise SuiteError("executor 'dask' cannot --detach: its futures live in this process")
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         cluster = None
         if self.address:
@@ -112,12 +128,7 @@ class DaskExecutor:
                     f"executor 'dask': no scheduler answers at {self.address}: {exc}"
                 ) from None
         else:
-            cluster = LocalCluster(
-                n_workers=self.workers or options.workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-            )
+            cluster = local_cluster(self.workers or options.workers)
             client = Client(cluster)
         try:
             # Its own logs of a lost connection are tracebacks; the suite says it in one line.

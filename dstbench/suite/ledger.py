@@ -61,18 +61,59 @@ class Ledger:
                 continue  # a damaged entry: that run is simply submitted again
         return entries
 
-    def add(self, executor: str, jobs: Mapping[str, Iterable[str]]) -> None:
-        """Record submissions: job id -> the run ids it runs, in order."""
+    def add(self, executor: str, jobs: Mapping[str, Iterable[str]], intent: str = "") -> None:
+        """Record submissions: job id -> the run ids it runs, in order; the submission's
+        ``intent`` (see :meth:`add_intent`) is done with."""
         entries = self.load()
         now = time.time()
         for job_id, run_ids in jobs.items():
             pack = tuple(run_ids)
             for run_id in pack:
                 entries[run_id] = LedgerEntry(executor, job_id, now, pack)
-        self._save(entries)
+        intents = self.intents()
+        intents.pop(intent, None)
+        self._save(entries, intents)
 
-    def _save(self, entries: Mapping[str, LedgerEntry]) -> None:
+    def intents(self) -> dict[str, list[list[str]]]:
+        """Submissions announced and not yet recorded: token -> the packs of its tasks, in
+        task order. One is left when the submitter died between announcing and recording."""
+        try:
+            data = read_json(self.path)
+        except (OSError, ValueError):
+            return {}
+        intents = data.get("intents") if isinstance(data, dict) else None
+        if not isinstance(intents, dict):
+            return {}
+        return {
+            str(token): [[str(r) for r in pack] for pack in packs]
+            for token, packs in intents.items()
+            if isinstance(packs, list) and all(isinstance(p, list) for p in packs)
+        }
+
+    def add_intent(self, token: str, packs: Iterable[Iterable[str]]) -> None:
+        """Announce a submission before it is made: its token (which the scheduler keeps with
+        the job) and its tasks' runs, so that a later invocation can find the job even when
+        this one dies before :meth:`add`."""
+        intents = self.intents()
+        intents[token] = [list(pack) for pack in packs]
+        self._save(self.load(), intents)
+
+    def drop_intent(self, token: str) -> None:
+        """Forget an announced submission (refused, or settled by a later invocation)."""
+        intents = self.intents()
+        if intents.pop(token, None) is not None:
+            self._save(self.load(), intents)
+
+    def _save(
+        self, entries: Mapping[str, LedgerEntry], intents: Mapping[str, list[list[str]]]
+    ) -> None:
+        if not entries and not intents:
+            self.path.unlink(missing_ok=True)  # nothing to say: no ledger
+            return
         runs: dict[str, Any] = {}
         for run_id, entry in sorted(entries.items()):
             runs[run_id] = {**asdict(entry), "pack": list(entry.pack)}
-        write_json_atomic(self.path, {"schema": 1, "runs": runs})
+        data: dict[str, Any] = {"schema": 1, "runs": runs}
+        if intents:
+            data["intents"] = dict(intents)
+        write_json_atomic(self.path, data)

@@ -106,10 +106,15 @@ BASELINES: tuple[str, ...] = ("dense", "static")
 FIDELITIES: tuple[str, ...] = ("default", "paper")
 
 #: Likely slips (the run-spec or plural spelling) and the suite key meant.
-_ALIASES: dict[str, str] = {
+#: Grid keys that a suite also takes under the name of their ``dstbench run`` option, with
+#: one value or a list: ``density = 0.1`` is ``densities = [0.1]``.
+RUN_OPTION_NAMES: dict[str, str] = {
     "density": "densities",
     "criterion": "criteria",
     "seed": "seeds",
+}
+
+_ALIASES: dict[str, str] = {
     "method": "baselines",
     "baseline": "baselines",
     "models": "model",
@@ -324,8 +329,22 @@ class _SuiteBuilder:
 
     # --- top level -----------------------------------------------------------------------
 
+    def plural(self, table: Mapping[str, Any], where: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """``table`` with the run options' names of grid keys (:data:`RUN_OPTION_NAMES`)
+        turned into the grid keys, and grid key -> the name the file used."""
+        result, spelled = dict(table), {}
+        for name, grid in RUN_OPTION_NAMES.items():
+            if name not in table:
+                continue
+            if grid in table:
+                at = f"{where}.{name}" if where else name
+                raise self.fail(at, f"give either {name!r} or {grid!r}, not both")
+            result[grid] = result.pop(name)
+            spelled[grid] = name
+        return result, spelled
+
     def build(self, text: str) -> Suite:
-        data = self.data
+        data, top_spelled = self.plural(self.data, "")
         self.check_keys(data, _TOP_ALLOWED, "")
         name = data.get("name", self.path.stem)
         if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or len(name) > MAX_NAME:
@@ -372,7 +391,8 @@ class _SuiteBuilder:
         raw_setups = data.get("setups")
         setups: list[tuple[dict[str, Any], dict[str, str], str]] = []
         if raw_setups is None:
-            setups.append(({**top, "exclude": top_excludes}, {k: k for k in top}, ""))
+            locations = {k: top_spelled.get(k, k) for k in top}
+            setups.append(({**top, "exclude": top_excludes}, locations, ""))
         elif not isinstance(raw_setups, list) or not raw_setups:
             raise self.fail("setups", "expected a non-empty array of tables ([[setups]])")
         else:
@@ -380,9 +400,13 @@ class _SuiteBuilder:
                 where = f"setups[{index}]"
                 if not isinstance(table, Mapping):
                     raise self.fail(where, f"expected a table, got {table!r}")
+                table, spelled = self.plural(table, where)
                 self.check_keys(table, _SETUP_ALLOWED, where)
                 merged = {**top, **table}
-                locations = {k: (f"{where}.{k}" if k in table else k) for k in merged}
+                locations = {
+                    k: (f"{where}.{spelled.get(k, k)}" if k in table else top_spelled.get(k, k))
+                    for k in merged
+                }
                 # Excludes accumulate: the top level's apply to every setup.
                 own = _as_list(table.get("exclude", []))
                 merged["exclude"] = [

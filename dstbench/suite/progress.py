@@ -37,6 +37,10 @@ class _Running:
         return self.epoch / self.epochs if self.epochs else 0.0
 
 
+#: Running jobs named on a heartbeat line; the others are counted.
+HEARTBEAT_JOBS = 3
+
+
 def format_duration(seconds: float) -> str:
     """``0.4s``, ``42s``, ``3m05s``, ``2h07m``."""
     if seconds < 10:
@@ -133,6 +137,10 @@ class ProgressDisplay:
         self.pending.discard(run_id)
         self._print(f"{'':>{2 * len(str(self.total)) + 3}} {'stopped':<{_WIDTH}} {label} | {why}")
 
+    def note(self, line: str) -> None:
+        """A line about the suite as a whole (the scheduler does not answer, jobs wait)."""
+        self._print(line)
+
     def run_progress(self, run_id: str, epoch: int, epochs: int) -> None:
         """A running run finished an epoch."""
         with self._lock:
@@ -172,7 +180,8 @@ class ProgressDisplay:
             if remaining <= 0:
                 return 0.0
             now = self.clock()
-            parallel = min(self.workers, remaining)
+            # A batched worker trains a whole group at once: as many run as are running.
+            parallel = min(max(self.workers, len(self.running)), remaining)
             if self.durations:
                 per_run = sum(self.durations) / len(self.durations)
             else:  # extrapolate the running runs' epochs
@@ -216,20 +225,26 @@ class ProgressDisplay:
         return ", ".join(parts)
 
     def job_lines(self) -> list[str]:
-        """One line per running job: where, label, epoch, running time."""
+        """One line per running job: where, label, epoch (when its executor reports epochs),
+        running time."""
         now = self.clock()
         with self._lock:
             jobs = sorted(self.running.values(), key=lambda r: r.where)
             return [
-                f"{r.where}: {r.label} epoch {r.epoch}/{r.epochs or '?'}, "
-                f"running {format_duration(now - r.started)}"
+                f"{r.where}: {r.label}"
+                + (f" epoch {r.epoch}/{r.epochs}" if r.epochs else "")
+                + f", running {format_duration(now - r.started)}"
                 for r in jobs
             ]
 
     def status_text(self) -> str:
-        """The counts and every running job, on one line (plain mode's heartbeat)."""
+        """The counts and the first running jobs, on one short line (plain mode's heartbeat):
+        a batched group of dozens of runs is ``(+N more)``, not a line of thousands of
+        characters."""
         jobs = self.job_lines()
-        return f"[{self.counts_text()}]" + (" " + " | ".join(jobs) if jobs else "")
+        shown = jobs[:HEARTBEAT_JOBS]
+        more = f" (+{len(jobs) - len(shown)} more)" if len(jobs) > len(shown) else ""
+        return f"[{self.counts_text()}]" + (" " + " | ".join(shown) + more if jobs else "")
 
     def _finished_line(self, label: str, record: dict[str, Any] | None, status: str) -> str:
         width = len(str(self.total))

@@ -154,6 +154,10 @@ class _Reporter:
         with self.lock:
             self.display.run_interrupted(run_id, self.cells[run_id].label, why)
 
+    def note(self, line: str) -> None:
+        with self.lock:
+            self.display.note(line)
+
     def finished(self, run_id: str, error: str | None = None, log: str | None = None) -> None:
         with self.lock:
             cell = self.cells[run_id]
@@ -276,7 +280,67 @@ def run_suite(
     ]
     if data_problems:
         raise DataError("\n".join(data_problems))
+    # The executor's parameters are checked before anything is written.
+    runner = _make_runner(suite, executor, registry)
+    if detach and not callable(getattr(runner, "job_states", None)):
+        name = (executor or suite.executor)["name"]
+        msg = (
+            f"--detach: executor {name!r} runs the suite in this process; detach needs "
+            "one that queues runs on a scheduler (slurm)"
+        )
+        raise SuiteError(msg)
+    fresh = not store.root.exists()
     check_output_dir(store.root)
+    try:
+        return _run_locked(
+            suite, store, runner, workers=workers, device=device,
+            data_root=data_root, download=download, executor=executor, engine=engine,
+            group=group, checkpoint=checkpoint, retry=retry, timeout=timeout, detach=detach,
+            stream=stream, live=live, heartbeat=heartbeat, publish=publish, started=started,
+        )  # fmt: skip
+    except SuiteError:
+        # A refusal (the scheduler would not take the runs): a results folder that this
+        # invocation made and that holds no result and no job is not left behind.
+        if fresh:
+            store.remove_if_unused()
+        raise
+
+
+def _make_runner(suite: Suite, executor: dict[str, Any] | None, registry: Registry) -> Any:
+    """The executor, its parameters checked; errors name where it was chosen."""
+    try:
+        return make_executor(executor or suite.executor, registry)
+    except SuiteError as exc:
+        where = "--executor" if executor is not None else str(suite.path)
+        message = str(exc)
+        if not message.startswith("executor"):
+            message = f"executor: {message}"
+        raise SuiteError(f"{where}: {message}") from None
+
+
+def _run_locked(
+    suite: Suite,
+    store: RunStore,
+    runner: Any,
+    *,
+    workers: int | None,
+    device: str,
+    data_root: str | None,
+    download: bool,
+    executor: dict[str, Any] | None,
+    engine: str | None,
+    group: int | None,
+    checkpoint: int | None,
+    retry: Sequence[str],
+    timeout: float | None,
+    detach: bool,
+    stream: TextIO,
+    live: bool | None,
+    heartbeat: float,
+    publish: Callable[[Path], Path | None] | None,
+    started: float,
+) -> SuiteOutcome:
+    """:func:`run_suite` once its checks passed: under the store's lock, run what is left."""
     with store.lock():
         store.clean_temporaries()
         for line in store.quarantine_untrusted():
@@ -293,14 +357,6 @@ def run_suite(
         todo = [p.cell for p in planned if p.will_run]
         count = workers or suite.jobs or default_workers(device)
         count = max(1, min(count, len(todo))) if todo else max(1, count)
-        runner = make_executor(executor or suite.executor, registry)
-        if detach and not callable(getattr(runner, "job_states", None)):
-            name = (executor or suite.executor)["name"]
-            msg = (
-                f"--detach: executor {name!r} runs the suite in this process; detach needs "
-                "one that queues runs on a scheduler (slurm)"
-            )
-            raise SuiteError(msg)
         options = ExecutionOptions(
             workers=count,
             device=device,
@@ -339,7 +395,13 @@ def run_suite(
         )
         finished = len(planned) - len(todo)
         plural = "s" if count != 1 else ""
-        doing = f"{len(todo)} to run with {count} worker{plural}" if todo else "nothing to run"
+        chosen = executor or suite.executor
+        # Where a scheduler decides how many run at once, -j means nothing: say where.
+        elsewhere = chosen["name"] == "slurm" or (
+            chosen["name"] == "dask" and (chosen.get("params") or {}).get("address")
+        )
+        how = f"on {chosen['name']}" if elsewhere else f"with {count} worker{plural}"
+        doing = f"{len(todo)} to run {how}" if todo else "nothing to run"
         stream.write(
             f"suite {suite.name}: {len(planned)} runs, {finished} already finished, {doing}"
             f" -> {store.root}\n"

@@ -19,11 +19,14 @@ submitting machine and the nodes share.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import re
 import shutil
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +40,8 @@ from dstbench.suite.executors import ExecutionOptions, Job, JobState, Reporter
 from dstbench.suite.ledger import Ledger
 
 NAME = "slurm"
+#: How a submission's token starts in the job's comment.
+COMMENT_PREFIX = "dstbench:"
 #: Lines of a job's log kept in the failure record of a run it did not finish.
 LOG_TAIL_LINES = 30
 #: Records that a task does not run again when it is requeued.
@@ -93,6 +98,11 @@ class SlurmExecutor:
     :param pack: runs per array task, run one after the other.
     :param extra: further sbatch options, e.g. ``["--exclusive", "--nice=10"]``.
     :param poll: seconds between looks at the scheduler and the records.
+    :param requeues: times a task is requeued when it reaches its time limit (it resumes from
+        its checkpoint); the last attempt trains until the limit itself.
+    :param patience: seconds the driver waits for a scheduler that does not answer (its
+        controller down, a query timing out) before it stops following, leaving the jobs as
+        they are.
     """
 
     def __init__(
@@ -109,18 +119,25 @@ class SlurmExecutor:
         pack: int = 1,
         extra: tuple[str, ...] = (),
         poll: float = 5.0,
+        requeues: int = 3,
+        patience: float = 900.0,
     ) -> None:
         _positive("time", time)
         _positive("gpus_per_job", gpus_per_job, 0)
         _positive("cpus_per_task", cpus_per_task)
         _positive("array_parallelism", array_parallelism, 0)
         _positive("pack", pack)
+        _positive("requeues", requeues, 0)
         if mem_gb < 0:
             raise SuiteError(
                 f"executor 'slurm' parameter 'mem_gb' expects a number >= 0, got {mem_gb}"
             )
         if poll <= 0:
             raise SuiteError(f"executor 'slurm' parameter 'poll' expects seconds > 0, got {poll}")
+        if patience < 0:
+            raise SuiteError(
+                f"executor 'slurm' parameter 'patience' expects seconds >= 0, got {patience}"
+            )
         self.partition = partition
         self.time = time
         self.gpus_per_job = gpus_per_job
@@ -133,6 +150,8 @@ class SlurmExecutor:
         self.pack = pack
         self.extra = _sbatch_options(extra)
         self.poll = poll
+        self.requeues = requeues
+        self.patience = patience
         _requirements()
 
     # --- the scheduler -------------------------------------------------------------------
@@ -149,6 +168,10 @@ class SlurmExecutor:
             "ntasks_per_node": 1,
             "nodes": 1,
             "stderr_to_stdout": True,
+            # SLURM's warning (SIGUSR2) before the time limit: time to checkpoint, and never
+            # the whole limit of a short task (submitit's 90 s default is more than a
+            # 1-minute limit: every attempt would stop as it starts).
+            "signal_delay_s": signal_delay(self.time),
         }
         if self.array_parallelism:
             params["array_parallelism"] = self.array_parallelism
@@ -175,14 +198,16 @@ class SlurmExecutor:
     def run(self, jobs: Sequence[Job], options: ExecutionOptions, reporter: Reporter) -> None:
         """Submit what is not queued already, then follow every job until it ends (or
         return at once with ``options.detach``)."""
-        if not jobs:
-            return
         if options.output is None:
             raise SuiteError("executor 'slurm' needs the suite's results directory")
         root = Path(options.output).resolve()
         ledger = Ledger(root)
+        _settle_intents(ledger, root, reporter)
+        if not jobs:
+            return
         known = ledger.load()
-        tracker = _Tracker(root, reporter)
+        tracker = _Tracker(root, reporter, self.patience)
+        tracker.time_limit = self.time
         by_id = {job.run_id: job for job in jobs}
         alive_jobs = {e.job_id for r, e in known.items() if r in by_id and e.executor == NAME}
         states = scheduler.job_states(alive_jobs) if alive_jobs else {}
@@ -190,7 +215,9 @@ class SlurmExecutor:
         for job in jobs:
             entry = known.get(job.run_id)
             state = states.get(entry.job_id) if entry is not None else None
-            if entry is not None and state is not None and state.alive:
+            # A job the scheduler cannot tell about may be running: follow it, never
+            # submit its runs twice.
+            if entry is not None and state is not None and (state.alive or state.unknown):
                 tracker.adopt(entry.job_id, [r for r in entry.pack if r in by_id] or [job.run_id])
             else:
                 fresh.append(job)
@@ -223,34 +250,93 @@ class SlurmExecutor:
 
         folder = root / "slurm"
         folder.mkdir(parents=True, exist_ok=True)
-        executor = submitit.SlurmExecutor(folder=str(folder / "%j"), max_num_timeout=3)
+        executor = submitit.SlurmExecutor(folder=str(folder / "%j"), max_num_timeout=self.requeues)
         executor.update_parameters(job_name=f"dstbench-{root.name}", **self.parameters())
         task_options = ExecutionOptions(
             **{**options.to_dict(), "executor": NAME, "detach": False}
         ).to_dict()
         groups = [list(jobs[i : i + self.pack]) for i in range(0, len(jobs), self.pack)]
+        # The submission is announced before sbatch, under a token SLURM keeps as the job's
+        # comment: an invocation killed before it records the job ids lets the next one find
+        # the array (and adopt or cancel it) instead of leaving it orphaned.
+        token = f"{COMMENT_PREFIX}{uuid.uuid4().hex[:16]}"
+        executor.update_parameters(additional_parameters={**self.extra, "comment": token})
         tasks = [
-            SlurmTask([j.to_dict() for j in group], task_options, self.cpus_per_task)
+            SlurmTask([j.to_dict() for j in group], task_options, self.cpus_per_task, self.requeues)
             for group in groups
         ]
         for group in groups:
             for job in group:
                 tracker.before_submit(job.run_id)
+        before = set(folder.iterdir())
+        ledger.add_intent(token, [[j.run_id for j in group] for group in groups])
         try:
-            submitted = executor.submit_array(tasks)
+            # submitit prints sbatch's complaint itself: keep it for our one line.
+            with contextlib.redirect_stderr(io.StringIO()):
+                submitted = executor.submit_array(tasks)
         except submitit.core.utils.FailedJobError as exc:
             # sbatch refused (no controller reachable, a bad partition or account): say what
-            # it said, in one line; nothing was submitted, so nothing goes into the ledger.
+            # it said, in one line; nothing was submitted, so nothing goes into the ledger,
+            # and submitit's files for it go.
+            for path in set(folder.iterdir()) - before:
+                if path.is_file() and not path.is_symlink():
+                    path.unlink()
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
+            ledger.drop_intent(token)
             said = " ".join(str(exc).split())
             raise SuiteError(f"executor slurm: sbatch refused the job array: {said}") from None
         entries = {
             str(s.job_id): [j.run_id for j in group]
             for s, group in zip(submitted, groups, strict=True)
         }
-        ledger.add(NAME, entries)
+        ledger.add(NAME, entries, intent=token)
         for job_id, run_ids in entries.items():
             tracker.adopt(job_id, run_ids)
         return list(entries)
+
+
+def _task_ids(array: str, count: int) -> list[str]:
+    """The job ids of an array of ``count`` tasks as the ledger keeps them (one task: the
+    job's own id, as submitit submits a single task without an array)."""
+    return [array] if count == 1 else [f"{array}_{i}" for i in range(count)]
+
+
+def _settle_intents(ledger: Ledger, root: Path, reporter: Reporter) -> None:
+    """Find the jobs of submissions an earlier invocation announced but never recorded (it
+    died between sbatch and the ledger): adopt those whose tasks can run, cancel the others
+    (their tasks would find no work: submitit's files were never put in place); then remove
+    submitit's files of abandoned submissions."""
+    intents = ledger.intents()
+    if intents:
+        found = scheduler.jobs_by_comment()
+        if found is None:
+            return  # SLURM does not answer: settle them next time
+        for token, packs in intents.items():
+            for array in found.get(token, []):
+                job_ids = _task_ids(array, len(packs))
+                folder = root / "slurm"
+                ready = all((folder / j / f"{j}_submitted.pkl").is_file() for j in job_ids)
+                if ready:
+                    ledger.add(NAME, dict(zip(job_ids, packs, strict=True)), intent=token)
+                    reporter.note(
+                        f"slurm: adopted job {array}, submitted by an invocation that stopped "
+                        "before recording it"
+                    )
+                else:
+                    scheduler.scancel([array])
+                    reporter.note(
+                        f"slurm: cancelled job {array}, submitted by an invocation that "
+                        "stopped before its tasks could find their work; its runs go again"
+                    )
+            ledger.drop_intent(token)
+    # Under the store's lock no other invocation submits here: what submitit left at the top
+    # of the folder (pickles and scripts of submissions never made or never recorded) is stray.
+    folder = root / "slurm"
+    if folder.is_dir():
+        for path in [*folder.glob("*.pkl"), *folder.glob(".submission_file_*.sh")]:
+            if path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -263,14 +349,21 @@ class _Task:
     ended: bool = False
     #: Consecutive looks at which the scheduler did not know the job.
     unknown: int = 0
+    #: The pending reason last reported.
+    reason: str = ""
 
 
 class _Tracker:
     """Follows submitted tasks: records appearing, and jobs that end without them."""
 
-    def __init__(self, root: Path, reporter: Reporter) -> None:
+    def __init__(self, root: Path, reporter: Reporter, patience: float = 900.0) -> None:
         self.root = root
         self.reporter = reporter
+        self.patience = patience
+        #: The task's time limit in minutes, for the message of a task that reached it.
+        self.time_limit: int | None = None
+        #: When the scheduler stopped answering (monotonic seconds); None while it answers.
+        self.silent_since: float | None = None
         self.tasks: dict[str, _Task] = {}
         #: run id -> its record's mtime when submitted (None: no record), to tell a new
         #: record from the failed one being retried.
@@ -306,10 +399,15 @@ class _Tracker:
     def look(self) -> None:
         """One round: the scheduler's states, new records, ended jobs."""
         open_tasks = [t for t in self.tasks.values() if not t.ended]
+        asked = time.monotonic()
         states = scheduler.job_states(t.job_id for t in open_tasks)
+        self.check_answering([states[t.job_id] for t in open_tasks], asked)
+        self.check_pending(open_tasks, states)
         for task in open_tasks:
             state = states[task.job_id]
             self.collect(task)
+            if state.unknown:
+                continue  # no answer: the job may be running; never take it as ended
             if state.phase == "running":
                 waiting = [r for r in task.run_ids if r not in task.done]
                 if waiting and waiting[0] not in task.started:
@@ -320,6 +418,67 @@ class _Tracker:
             if state.phase == "ended" and (state.state != "UNKNOWN" or task.unknown > 1):
                 self.collect(task)  # records written just before the job ended
                 self.end(task, state)
+
+    def check_answering(self, states: Sequence[JobState], asked: float) -> None:
+        """Say when the scheduler stops and starts answering; stop after ``patience``
+        (counted from ``asked``, when the first unanswered query was sent).
+
+        :raises SuiteError: when it has not answered for ``patience`` seconds (the jobs are
+            left as they are: the next invocation follows them).
+        """
+        silent = next((s for s in states if s.unknown), None)
+        now = time.monotonic()
+        if silent is None:
+            if self.silent_since is not None:
+                waited = now - self.silent_since
+                self.reporter.note(f"slurm: SLURM answers again after {waited:.0f} s")
+            self.silent_since = None
+            return
+        if self.silent_since is None:
+            self.silent_since = asked
+            self.reporter.note(
+                f"slurm: SLURM does not answer ({silent.reason.removeprefix('cannot ask SLURM: ')}"
+                f"); its jobs may still run: waiting up to {self.patience:.0f} s "
+                "(slurm[patience=SECONDS])"
+            )
+        if now - self.silent_since >= self.patience:
+            msg = (
+                f"executor slurm: SLURM has not answered for {now - self.silent_since:.0f} s "
+                f"({silent.reason}); its jobs were left as they are and no run was recorded as "
+                "failed: run the same command again to follow them"
+            )
+            raise SuiteError(msg)
+
+    def check_pending(self, tasks: Sequence[_Task], states: Mapping[str, JobState]) -> None:
+        """Say why tasks wait, once per reason; stop when the reason never clears.
+
+        :raises SuiteError: when a task waits for what it can never get (the tasks waiting
+            for it are cancelled, so that they hold nothing).
+        """
+        changed: dict[str, list[str]] = {}
+        stuck: dict[str, list[str]] = {}
+        for task in tasks:
+            state = states[task.job_id]
+            reason = state.reason if state.phase == "pending" else ""
+            if reason and scheduler.never_clears(reason):
+                stuck.setdefault(reason, []).append(task.job_id)
+            elif reason and reason != task.reason:
+                changed.setdefault(reason, []).append(task.job_id)
+            task.reason = reason
+        if stuck:
+            reason, job_ids = next(iter(stuck.items()))
+            every = [j for ids in stuck.values() for j in ids]
+            scheduler.scancel(every)
+            msg = (
+                f"executor slurm: job {job_ids[0]} can never start: SLURM keeps it pending "
+                f"({reason}{scheduler.reason_hint(reason)}); cancelled {len(every)} "
+                f"task{'s' if len(every) != 1 else ''}, no run was recorded"
+            )
+            raise SuiteError(msg)
+        for reason, job_ids in changed.items():
+            count = len(job_ids)
+            which = job_ids[0] if count == 1 else f"{count} tasks ({job_ids[0]}, ...)"
+            self.reporter.note(f"slurm: {which} pending: {reason}{scheduler.reason_hint(reason)}")
 
     def collect(self, task: _Task) -> None:
         for run_id in task.run_ids:
@@ -336,20 +495,55 @@ class _Tracker:
         if not missing:
             return
         why = state.state + (f" ({state.reason})" if state.reason else "")
-        log = log_tail(self.root / "slurm" / task.job_id)
+        folder = self.root / "slurm" / task.job_id
+        log = log_tail(folder)
         for run_id in missing:
-            message = f"SLURM job {task.job_id} ended {why} without writing this run's record"
+            if state.state.startswith("TIMEOUT"):
+                message = self.timeout_message(task.job_id, run_id, folder)
+            else:
+                message = f"SLURM job {task.job_id} ended {why} without writing this run's record"
             self.reporter.finished(run_id, message, log)
+
+    def timeout_message(self, job_id: str, run_id: str, folder: Path) -> str:
+        """What a run whose task reached its time limit on its last attempt says: the limit,
+        the attempts, how far its checkpoint got."""
+        text = "\n".join(_log_texts(folder))
+        attempts = max(1, len(re.findall(r"^dstbench: attempt \d+", text, re.MULTILINE)))
+        limit = f" of {self.time_limit} min" if self.time_limit else ""
+        where = re.findall(
+            rf"^dstbench: {re.escape(run_id)} checkpointed at epoch (\d+) of (\d+)", text, re.M
+        )
+        progress = (
+            f"; its checkpoint reached epoch {where[-1][0]} of {where[-1][1]}, where a re-run "
+            "resumes"
+            if where
+            else "; no checkpoint"
+        )
+        return (
+            f"SLURM job {job_id} ended TIMEOUT: the time limit{limit} was reached on each of "
+            f"{attempts} attempt{'s' if attempts != 1 else ''}{progress} (raise the executor's "
+            "time or requeues)"
+        )
+
+
+def _log_texts(folder: Path) -> list[str]:
+    """The text of each of a task's logs."""
+    texts = []
+    for path in sorted(folder.glob("*_log.*")):
+        with contextlib.suppress(OSError):
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    return texts
 
 
 def log_tail(folder: Path, lines: int = LOG_TAIL_LINES) -> str:
     """The last ``lines`` lines of a task's logs (empty when there are none)."""
-    texts = []
-    for path in sorted(folder.glob("*_log.*")):
-        with contextlib.suppress(OSError):
-            text = path.read_text(encoding="utf-8", errors="replace")
-            texts.append("\n".join(text.splitlines()[-lines:]))
-    return "\n".join(texts)
+    return "\n".join("\n".join(t.splitlines()[-lines:]) for t in _log_texts(folder))
+
+
+def signal_delay(minutes: int) -> int:
+    """Seconds before a task's time limit at which SLURM warns it (SIGUSR2): 90, or a
+    quarter of a short limit (at least 10 s)."""
+    return max(10, min(90, minutes * 60 // 4))
 
 
 class SlurmTask:
@@ -359,10 +553,20 @@ class SlurmTask:
     stopped, and the run it was in resumes from its checkpoint.
     """
 
-    def __init__(self, jobs: list[dict[str, Any]], options: dict[str, Any], threads: int) -> None:
+    def __init__(
+        self, jobs: list[dict[str, Any]], options: dict[str, Any], threads: int, requeues: int = 3
+    ) -> None:
         self.jobs = jobs
         self.options = options
         self.threads = threads
+        #: Requeues for the time limit allowed, and used so far.
+        self.requeues = requeues
+        self.timeouts = 0
+
+    @property
+    def last_attempt(self) -> bool:
+        """No requeue is left: this attempt trains until the time limit itself."""
+        return self.timeouts >= self.requeues
 
     def __call__(self) -> dict[str, str]:
         """Run the task's runs; exit with status 75 when a signal interrupted them."""
@@ -379,7 +583,17 @@ class SlurmTask:
         options = ExecutionOptions.from_dict(self.options)
         statuses: dict[str, str] = {}
         signals = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+        left = self.requeues - self.timeouts
+        print(
+            f"dstbench: attempt {self.timeouts + 1} of task {environment.job_id} "
+            f"({left} requeue{'s' if left != 1 else ''} for the time limit left)",
+            flush=True,
+        )
         with stop_on_signals(signals) as replaced:
+            if self.last_attempt:
+                # No requeue left: SLURM's early warning must not end the last attempt
+                # early; the limit itself (SIGTERM) still checkpoints the run.
+                signal.signal(signal.SIGUSR2, _train_on)
             for data in self.jobs:
                 job = Job.from_dict(data)
                 if _final_status(job.record_path) in _FINISHED:
@@ -387,8 +601,10 @@ class SlurmTask:
                     continue
                 if stop_requested():
                     break
+                _say_checkpoint(job, "resumes from its checkpoint at")
                 statuses[job.run_id] = run_job(job, options, worker=where)
                 if statuses[job.run_id] == INTERRUPTED:
+                    _say_checkpoint(job)
                     break
         if stop_requested():
             handler = replaced.get(signal.SIGUSR2)
@@ -400,10 +616,34 @@ class SlurmTask:
         return statuses
 
     def checkpoint(self) -> Any:
-        """submitit's checkpoint hook: the same task again (its state is on disk)."""
+        """submitit's checkpoint hook (on SLURM's time-limit warning): the same task again,
+        one requeue used (its runs' state is on disk)."""
         import submitit
 
+        self.timeouts += 1
         return submitit.helpers.DelayedSubmission(self)
+
+
+def _train_on(signum: int, frame: Any) -> None:
+    print(
+        "dstbench: the time limit is near and no requeue is left: training on until it",
+        flush=True,
+    )
+
+
+def _say_checkpoint(job: Job, what: str = "checkpointed at") -> None:
+    """Put in the task's log how far the run's checkpoint got (``what``: the checkpoint was
+    just written, or the run resumes from it)."""
+    from dstbench.engine.checkpoint import read
+    from dstbench.suite.worker import checkpoint_path
+
+    data, _ = read(checkpoint_path(job), job.run_id)
+    if data is not None:
+        epochs = job.spec["epochs"]
+        print(
+            f"dstbench: {job.run_id} {what} epoch {data['epoch']} of {epochs}",
+            flush=True,
+        )
 
 
 def _final_status(path: str) -> str | None:

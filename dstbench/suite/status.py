@@ -4,7 +4,8 @@
 scheduler), failed and still to run. A run whose record is final counts by its record; one
 without a final record counts as running or pending while its job (from the ledger) is alive
 on the scheduler, as failed when its job ended without a record (the next ``dstbench suite``
-submits it again), and as to run otherwise.
+submits it again), as unknown when the scheduler cannot be asked (never as failed), and as to
+run otherwise.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from dstbench.registry import Registry
 from dstbench.suite.executors import JobState, make_executor
 from dstbench.suite.ledger import Ledger, LedgerEntry
 from dstbench.suite.loader import Suite
+from dstbench.suite.scheduler import never_clears, reason_hint
 from dstbench.suite.store import MISSING, RunStore
 
 #: The columns of the status table, in order.
 COLUMNS = ("done", "running", "pending", "failed", "to run")
+#: The column of runs whose scheduler could not be asked (shown only when there are some).
+UNKNOWN = "unknown"
 
 
 @dataclass
@@ -43,11 +47,16 @@ class SuiteStatus:
     #: Lines about jobs that ended without a record, or schedulers that could not be asked.
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """:data:`COLUMNS`, and ``unknown`` when some run's scheduler could not be asked."""
+        return (*COLUMNS, UNKNOWN) if any(r.column == UNKNOWN for r in self.runs) else COLUMNS
+
     def table(self) -> dict[str, dict[str, int]]:
         """setup -> column -> count."""
         table: dict[str, dict[str, int]] = {}
         for run in self.runs:
-            row = table.setdefault(run.setup, dict.fromkeys(COLUMNS, 0))
+            row = table.setdefault(run.setup, dict.fromkeys(self.columns, 0))
             row[run.column] += 1
         return table
 
@@ -71,6 +80,41 @@ def _scheduler_states(
     return states
 
 
+def _waits_in_its_pack(run_id: str, entry: LedgerEntry, statuses: dict[str, str]) -> bool:
+    """Whether an earlier run of ``run_id``'s pack has no final record yet: the task runs
+    that one first, so this one waits."""
+    for other in entry.pack:
+        if other == run_id:
+            return False
+        if statuses.get(other, MISSING) in (MISSING, "failed"):
+            return True
+    return False
+
+
+def _scheduler_notes(states: dict[tuple[str, str], JobState]) -> list[str]:
+    """One line per executor that could not be asked, and per reason jobs are pending."""
+    notes = []
+    unknown: dict[str, list[JobState]] = {}
+    pending: dict[tuple[str, str], int] = {}
+    for (name, _), state in sorted(states.items()):
+        if state.unknown:
+            unknown.setdefault(name, []).append(state)
+        elif state.phase == "pending" and state.reason:
+            pending[(name, state.reason)] = pending.get((name, state.reason), 0) + 1
+    for name, silent in unknown.items():
+        notes.append(
+            f"{name}: {silent[0].reason}: {len(silent)} job{'s' if len(silent) != 1 else ''} "
+            "in an unknown state (not failed); ask again later"
+        )
+    for (name, reason), count in pending.items():
+        never = " (never clears: cancel and change the executor's parameters)"
+        notes.append(
+            f"{name}: {count} job{'s' if count != 1 else ''} pending: {reason}"
+            f"{reason_hint(reason)}{never if never_clears(reason) else ''}"
+        )
+    return notes
+
+
 def suite_status(suite: Suite, store: RunStore, registry: Registry) -> SuiteStatus:
     """The state of every run of ``suite`` (see the module docstring)."""
     statuses = store.statuses(c.run_id for c in suite.cells)
@@ -82,6 +126,9 @@ def suite_status(suite: Suite, store: RunStore, registry: Registry) -> SuiteStat
         if c.run_id in ledger and statuses[c.run_id] in (MISSING, "failed")
     ]
     states = _scheduler_states(open_entries, registry, notes)
+    packed = {r for e in open_entries for r in e.pack if r not in statuses}
+    statuses.update(store.statuses(packed))
+    notes.extend(_scheduler_notes(states))
     runs = []
     for cell in suite.cells:
         status = statuses[cell.run_id]
@@ -95,7 +142,12 @@ def suite_status(suite: Suite, store: RunStore, registry: Registry) -> SuiteStat
         state = states.get((entry.executor, entry.job_id)) if entry else None
         job = f"{entry.executor} {entry.job_id}: {state.state}" if entry and state else ""
         if state is not None and state.alive:
-            runs.append(RunState(cell.run_id, cell.setup, state.phase, job))
+            phase = state.phase
+            if phase == "running" and entry and _waits_in_its_pack(cell.run_id, entry, statuses):
+                phase = "pending"  # a pack runs its runs one after the other
+            runs.append(RunState(cell.run_id, cell.setup, phase, job))
+        elif state is not None and state.unknown:
+            runs.append(RunState(cell.run_id, cell.setup, UNKNOWN, job))
         elif status == "failed":
             runs.append(RunState(cell.run_id, cell.setup, "failed", job))
         elif state is not None:

@@ -261,6 +261,28 @@ class RunStore:
                 removed += 1
         return removed
 
+    def remove_if_unused(self) -> bool:
+        """Remove the results folder when it holds nothing but what a suite writes before its
+        first run (manifest, suite copy, lock, empty folders); return whether it did.
+
+        A refused suite (the scheduler would not take its runs) leaves nothing behind.
+        """
+        if not self.root.is_dir():
+            return False
+        ours = {MANIFEST, SUITE_COPY, LOCK}
+        paths = sorted(self.root.rglob("*"), key=lambda p: len(p.parts), reverse=True)
+        if any(p.is_symlink() or (p.is_file() and p.name not in ours) for p in paths):
+            return False
+        if any(p.is_file() and p.parent != self.root for p in paths):
+            return False
+        for path in paths:
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink()
+        self.root.rmdir()
+        return True
+
     # --- the suite's files ---------------------------------------------------------------
 
     def write_manifest(
