@@ -47,7 +47,7 @@ def test_hook_register_engines(use_plugins, tmp_path):
 
     loaded = use_plugins(("engines-plugin", Plugin()))
     assert loaded.records["engines-plugin"].registered == {"engines": ["counting"]}
-    assert set(loaded.registry.engines) == {"single", "batched", "counting"}
+    assert set(loaded.registry.engines) == {"single", "batched", "sparse", "counting"}
     jobs = _jobs(tmp_path, loaded.registry)
     CountingEngine.calls = []
     statuses = run_group(jobs, ExecutionOptions(workers=1, device="cpu", engine="counting"))

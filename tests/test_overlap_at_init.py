@@ -16,6 +16,7 @@ from dstbench.analysis.jaccard import missing_overlap
 from dstbench.batched.engine import train_group
 from dstbench.batched.grouping import make_groups
 from dstbench.cli import main
+from dstbench.contracts.record import seal
 from dstbench.engine.single import execute
 from dstbench.engine.spec import build_spec
 from dstbench.leaderboard.data import load_results
@@ -39,16 +40,16 @@ TRAINED = {"model": "mlp", "dataset": "digits", "density": 0.2, "epochs": 1, "up
 def test_an_at_init_record_is_trusted_without_a_test_accuracy():
     record = execute(AT_INIT)
     assert record["status"] == "ok" and record["metrics"]["test_accuracy"] is None
-    assert record_problem(record, record["run_id"]) is None
+    assert record_problem(seal(record), record["run_id"]) is None
     # an at-init record without its overlap has no result at all: still untrusted
     emptied = {**record, "analysis": {"overlap": []}}
-    assert record_problem(emptied, record["run_id"]) == (
+    assert record_problem(seal(emptied), record["run_id"]) == (
         "status ok but metrics.test_accuracy is None"
     )
     # a trained run still needs its accuracy
     trained = execute(TRAINED)
     trained["metrics"]["test_accuracy"] = None
-    assert record_problem(trained, trained["run_id"]) == (
+    assert record_problem(seal(trained), trained["run_id"]) == (
         "status ok but metrics.test_accuracy is None"
     )
 
@@ -139,7 +140,7 @@ def test_batched_engine_falls_back_per_run_for_at_init_runs(order):
     for raw, record in zip(raws, records, strict=True):
         if raw.get("jaccard_at_init"):
             assert record["provenance"]["engine"] == "single"
-            assert record_problem(record, record["run_id"]) is None
+            assert record_problem(seal(record), record["run_id"]) is None
         else:
             assert record["provenance"]["engine"] == "batched"
             assert record["metrics"]["test_accuracy"] > 0.1
@@ -162,7 +163,7 @@ def test_overlap_figure_is_readable_at_fifteen_pairs(tmp_path):
         spec = {**TRAINED, "compare_criteria": SIX, "seed": seed}
         record = execute(spec)
         assert record["status"] == "ok"
-        (folder / f"{record['run_id']}.json").write_text(json.dumps(record))
+        (folder / f"{record['run_id']}.json").write_text(json.dumps(seal(record)))
     (group,) = overlap_groups(load_results(folder).entries, "six")
     figure = overlap_figure(group)
     figure.canvas.draw()

@@ -390,7 +390,7 @@ def test_an_interrupted_sparse_run_resumes_to_the_same_record(use_plugins, tmp_p
 
     reference = train(use_plugins(), None)
     assert reference["status"] == "ok" and reference["topology"]["updates"] > 10
-    path = tmp_path / "run.pt"
+    path = tmp_path / f"{reference['run_id']}.pt"  # a checkpoint is named after its run
     for i, step in enumerate((21, 84)):
         plugins = use_plugins((f"stop{i}", StopAt(step=step)))
         clear_stop()
