@@ -357,6 +357,7 @@ def test_rejection_sampling_is_uniform_and_avoids_active_positions():
 # --- checkpoints, the command line, layers too large to hold densely ----------------------------
 
 
+@pytest.mark.slow
 def test_an_interrupted_sparse_run_resumes_to_the_same_record(use_plugins, tmp_path):
     """Stopped mid-epoch after a topology update and resumed from its checkpoint, a sparse run
     writes the record of an uninterrupted one (bit for bit on CPU, timings aside)."""
