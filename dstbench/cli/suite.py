@@ -148,7 +148,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="NAME",
         help="training engine (see `dstbench plugins`): single, one run at a time per worker; "
-        "batched, compatible runs trained together in one process (default: the suite's "
+        "batched, compatible runs trained together in one process; sparse, Linear layers held "
+        "as their active weights, so time and memory fall with density (default: the suite's "
         "`engine`, else single)",
     )
     parser.add_argument(
