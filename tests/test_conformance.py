@@ -288,4 +288,7 @@ def test_reproduce_with_loads_a_plugin_given_as_a_file(tmp_path):
     command = command.replace("python -m", f"{sys.executable} -m", 1)
     done = subprocess.run(command, shell=True, capture_output=True, text=True, cwd=tmp_path)
     assert "unknown" not in done.stderr.lower() and "not registered" not in done.stderr
-    assert done.stdout.startswith("failed"), done.stdout + done.stderr  # the failure reproduces
+    # the failure reproduces: a plugin's error is a user error, one line and exit status 2
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "criterion 'flat_scores'" in lines[0], done.stderr

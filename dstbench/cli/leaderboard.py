@@ -64,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--time",
         action="store_true",
-        help="show each section's training-time table (ms per step, and x the dense run's) "
-        "expanded, not folded",
+        help="add a training-time table under each table: ms per step, and x the dense run's "
+        "(left out by default: measured times differ between re-runs of a study)",
     )
 
 

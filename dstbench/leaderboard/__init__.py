@@ -135,7 +135,8 @@ def render_leaderboard(
         ``"bootstrap"`` or ``"std"``.
     :param reference: the row paired differences are computed against (default
         ``magnitude``; an explicit name must exist).
-    :param show_time: show the training-time tables expanded (they are folded otherwise).
+    :param show_time: add the training-time tables (ms per step, × the dense run's); left out
+        by default, so that re-running a study gives the same leaderboard.
     :raises DstbenchError: when there are no runs, or the reference row does not exist.
     """
     if stat not in STATS:

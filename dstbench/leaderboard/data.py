@@ -22,7 +22,8 @@ from dstbench.suite.store import MISSING, RunStore, record_problem
 PENDING = MISSING
 #: Pseudo-metric: the fraction of the initial mask still active at the end.
 MASK_RETAINED = "mask_retained"
-#: The run's measured training time per step (``timings.seconds_per_step``), in seconds.
+#: The run's measured training time per step (``timings.seconds_per_step``, divided by the
+#: group size for a batched run), in seconds.
 SECONDS_PER_STEP = "seconds_per_step"
 
 
@@ -50,7 +51,12 @@ class Entry:
         if name == MASK_RETAINED:
             value = (self.record.get("mask_movement") or {}).get("retained")
         elif name == SECONDS_PER_STEP:
-            value = (self.record.get("timings") or {}).get(name)
+            # A batched run's time is its group's: each of its K runs costs a K-th of it.
+            timings = self.record.get("timings") or {}
+            value = timings.get(name)
+            group = timings.get("group_size")
+            if isinstance(value, (int, float)) and isinstance(group, int) and group > 1:
+                value = value / group
         else:
             value = (self.record.get("metrics") or {}).get(name)
         return float(value) if isinstance(value, (int, float)) else None

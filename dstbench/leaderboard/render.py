@@ -415,8 +415,9 @@ def leaderboard_markdown(
     :param plots: board title -> PNG path relative to the markdown file.
     :param movement: the same boards for the mask movement (fraction of the initial active
         weights still active at the end), shown when the records have it.
-    :param timing: the same boards for the measured training time per step, shown when the
-        records have it (expanded with ``time_open``).
+    :param timing: the same boards for the measured training time per step, shown with
+        ``time_open`` (a measured time differs from one run of a study to the next: a
+        leaderboard without it is the same bytes for the same results).
     """
     style = style or Style()
     runs_link = Path(os.path.relpath(results.runs_dir, output_dir)).as_posix()
@@ -519,7 +520,11 @@ def leaderboard_markdown(
                     "</details>",
                     "",
                 ]
-            if table4 is not None and any(c.values for r in table4.rows for c in r.cells.values()):
+            if (
+                time_open
+                and table4 is not None
+                and any(c.values for r in table4.rows for c in r.cells.values())
+            ):
                 out += [
                     time_summary(table4.entries, time_open),
                     "",
