@@ -194,7 +194,8 @@ def expand_array_range(job_id: str) -> list[str]:
     match = _ARRAY_RANGE.match(job_id)
     if match is None:
         return [job_id]
-    array, tasks = match["array"], []
+    array = match["array"]
+    tasks: list[int] = []
     for part in match["tasks"].split(","):
         first, _, last = part.partition("-")
         if not first:
