@@ -26,6 +26,22 @@ STEPS = 50
 BATCH = 16
 
 
+def tiny(ctx, shape: str = "flat", classes: int = 10) -> DatasetParts:
+    """Random tensors: ``STEPS`` batches of ``BATCH`` to train on, 64 samples to test on."""
+    g = torch.Generator().manual_seed(5)
+    dims = {"flat": (64,), "grey": (1, 20, 20), "rgb": (3, 20, 20), "higgs": (24,)}
+    input_shape = dims[shape]
+    n = STEPS * BATCH
+    x = torch.randn(n + 64, *input_shape, generator=g)
+    y = torch.randint(0, classes, (n + 64,), generator=g)
+    return DatasetParts(
+        train=TensorSplit(x[:n], y[:n]),
+        test=TensorSplit(x[n:], y[n:]),
+        input_shape=input_shape,
+        num_classes=classes,
+    )
+
+
 class Recorder:
     """Observer + tiny datasets: keeps what the test compares, checks invariants itself."""
 
@@ -39,20 +55,6 @@ class Recorder:
 
     @hookimpl
     def dstbench_register_datasets(self, register):
-        def tiny(ctx, shape: str = "flat", classes: int = 10) -> DatasetParts:
-            g = torch.Generator().manual_seed(5)
-            dims = {"flat": (64,), "grey": (1, 20, 20), "rgb": (3, 20, 20), "higgs": (24,)}
-            input_shape = dims[shape]
-            n = STEPS * BATCH
-            x = torch.randn(n + 64, *input_shape, generator=g)
-            y = torch.randint(0, classes, (n + 64,), generator=g)
-            return DatasetParts(
-                train=TensorSplit(x[:n], y[:n]),
-                test=TensorSplit(x[n:], y[n:]),
-                input_shape=input_shape,
-                num_classes=classes,
-            )
-
         register("tiny", tiny, description="random tensors, 50 batches of 16")
 
     @hookimpl

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_batched_engine import BATCH, tiny
 
 import dstbench
-from dstbench import DatasetParts, TensorSplit, hookimpl
+from dstbench import hookimpl
 from dstbench.contracts.execution import ExecutionOptions, RunRequest
 from dstbench.engine.spec import apply_paper_fidelity, build_spec
 from dstbench.plugins import get_plugins
@@ -29,8 +30,6 @@ from dstbench.sparsetrain.layer import SparseLinear
 from dstbench.sparsetrain.masker import EXACT_DRAW_POSITIONS, _rejection_sample, uniform_growth
 
 ATOL = 1e-5
-STEPS = 50
-BATCH = 16
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -45,20 +44,6 @@ class Recorder:
 
     @hookimpl
     def dstbench_register_datasets(self, register):
-        def tiny(ctx, shape: str = "flat", classes: int = 10) -> DatasetParts:
-            g = torch.Generator().manual_seed(5)
-            dims = {"flat": (64,), "rgb": (3, 20, 20), "higgs": (24,)}
-            input_shape = dims[shape]
-            n = STEPS * BATCH
-            x = torch.randn(n + 64, *input_shape, generator=g)
-            y = torch.randint(0, classes, (n + 64,), generator=g)
-            return DatasetParts(
-                train=TensorSplit(x[:n], y[:n]),
-                test=TensorSplit(x[n:], y[n:]),
-                input_shape=input_shape,
-                num_classes=classes,
-            )
-
         register("tiny", tiny, description="random tensors, 50 batches of 16")
 
     @hookimpl

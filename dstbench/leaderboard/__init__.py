@@ -151,7 +151,7 @@ def render_leaderboard(
     style = Style(stat=stat, reference=reference or DEFAULT_REFERENCE)
     secondary = build_boards(trained, metric=SECONDARY_METRIC)
     movement = build_boards(trained, metric=MASK_RETAINED)
-    timing = build_boards(trained, metric=SECONDS_PER_STEP)
+    timing = build_boards(trained, metric=SECONDS_PER_STEP) if show_time else []
     plots: dict[str, Board] = {}
     sweeps: dict[str, str] = {}
     board_entries: dict[str, list[Entry]] = {}
@@ -183,7 +183,6 @@ def render_leaderboard(
         },
         movement=movement,
         timing=timing,
-        time_open=show_time,
     )
     return Leaderboard(
         markdown=markdown,

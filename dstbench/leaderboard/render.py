@@ -181,8 +181,9 @@ def time_markdown(table: Table) -> str:
     )
 
 
-def time_summary(entries: Sequence[Entry], open_: bool) -> str:
-    """The ``<details>`` line of a time table: what it shows and which engines measured it."""
+def time_summary(entries: Sequence[Entry]) -> str:
+    """The ``<details open>`` line of a time table: what it shows and which engines measured
+    it."""
     engines = sorted(
         {str((e.record or {}).get("provenance", {}).get("engine", "single")) for e in entries}
     )
@@ -190,7 +191,7 @@ def time_summary(entries: Sequence[Entry], open_: bool) -> str:
         {str((e.record or {}).get("provenance", {}).get("device", "?")) for e in entries}
     )
     return (
-        f"<details{' open' if open_ else ''}><summary>Training time per step (ms, mean ± 95% t "
+        "<details open><summary>Training time per step (ms, mean ± 95% t "
         f"interval over seeds; × the dense run's); engine: {_joined(engines)}; device: "
         f"{_joined(devices)}</summary>"
     )
@@ -406,7 +407,6 @@ def leaderboard_markdown(
     sweeps: dict[str, str] | None = None,
     movement: Sequence[Board] = (),
     timing: Sequence[Board] = (),
-    time_open: bool = False,
 ) -> str:
     """The whole leaderboard document.
 
@@ -415,9 +415,9 @@ def leaderboard_markdown(
     :param plots: board title -> PNG path relative to the markdown file.
     :param movement: the same boards for the mask movement (fraction of the initial active
         weights still active at the end), shown when the records have it.
-    :param timing: the same boards for the measured training time per step, shown with
-        ``time_open`` (a measured time differs from one run of a study to the next: a
-        leaderboard without it is the same bytes for the same results).
+    :param timing: the same boards for the measured training time per step, shown when
+        given (``dstbench leaderboard --time``: a measured time differs from one run of a study
+        to the next, so a leaderboard without it is the same bytes for the same results).
     """
     style = style or Style()
     runs_link = Path(os.path.relpath(results.runs_dir, output_dir)).as_posix()
@@ -520,13 +520,9 @@ def leaderboard_markdown(
                     "</details>",
                     "",
                 ]
-            if (
-                time_open
-                and table4 is not None
-                and any(c.values for r in table4.rows for c in r.cells.values())
-            ):
+            if table4 is not None and any(c.values for r in table4.rows for c in r.cells.values()):
                 out += [
-                    time_summary(table4.entries, time_open),
+                    time_summary(table4.entries),
                     "",
                     time_markdown(table4),
                     "",

@@ -26,7 +26,7 @@ from torch import nn
 
 from dstbench.contracts.components import CriterionInfo, GrowthInfo
 from dstbench.contracts.data import DatasetParts
-from dstbench.contracts.execution import ExecutionOptions, Job, RunRequest
+from dstbench.contracts.execution import ExecutionOptions, RunRequest
 from dstbench.contracts.record import RunRecord
 from dstbench.contracts.spec import RunSpec
 from dstbench.engine.setup import (
@@ -37,7 +37,7 @@ from dstbench.engine.setup import (
     info_of,
     resolve_device,
 )
-from dstbench.engine.single import epoch_progress, prepare_masked, train_run
+from dstbench.engine.single import SingleEngine, epoch_progress, prepare_masked, train_run
 from dstbench.engine.spec import build_spec
 from dstbench.plugins import LoadedPlugins
 from dstbench.sparse.masker import Masker
@@ -160,15 +160,12 @@ def _notes(masker: SparseMasker, built_sparse: bool = False) -> dict[str, Any]:
     return {"sparse_engine": block}
 
 
-class SparseEngine:
-    """One run at a time, with Linear layers held as values and positions."""
+class SparseEngine(SingleEngine):
+    """One run at a time (the single engine's groups), with Linear layers held as values and
+    positions."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
-
-    def groups(self, jobs: Sequence[Job], size: int, workers: int = 1) -> list[list[Job]]:
-        """One group per job: nothing is trained together."""
-        return [[job] for job in jobs]
 
     def run(
         self, requests: Sequence[RunRequest], options: ExecutionOptions, plugins: LoadedPlugins

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from dstbench.contracts.layers import LayerContext, LayerUpdate, TopologyUpdate
+from dstbench.contracts.layers import LayerContext, LayerUpdate
 from dstbench.registry import CriterionInfo, GrowthInfo
 from dstbench.sparse.masker import Masker, MomentumLookup, SparseLayer
 from dstbench.sparse.ops import grow_positions, prune_positions
@@ -141,18 +141,9 @@ class SparseMasker:
         """The layers held as values and positions."""
         return [layer for layer in self.layers if isinstance(layer, CsrLayer)]
 
-    @property
-    def weights(self) -> list[torch.Tensor]:
-        """The masked-dense weights."""
-        return self.dense.weights
-
     def float_masks(self) -> dict[torch.Tensor, torch.Tensor]:
         """Masks of the masked-dense weights, for the optimizer."""
         return self.dense.float_masks()
-
-    def apply(self) -> None:
-        """Zero the masked-dense layers' inactive weights (CSR layers have none)."""
-        self.dense.apply()
 
     def total(self) -> int:
         """Total number of sparse positions."""
@@ -199,39 +190,25 @@ class SparseMasker:
 
     # --- the update ----------------------------------------------------------------------
 
+    # The loop over layers is the single engine's (same order, so the same random draws);
+    # only the per-layer update differs.
+    update = Masker.update
+
     @torch.no_grad()
-    def update(
+    def update_layer(
         self,
+        layer: AnyLayer,
         *,
-        step: int,
-        prune_fraction: float,
-        criterion: CriterionInfo,
-        criterion_params: Mapping[str, Any],
-        growth: GrowthInfo,
-        growth_params: Mapping[str, Any],
         momentum: MomentumLookup | None = None,
         reset_momentum: bool = True,
-    ) -> TopologyUpdate:
-        """Prune and grow every sparse layer, as :meth:`Masker.update` does."""
-        options: dict[str, Any] = {
-            "step": step,
-            "prune_fraction": prune_fraction,
-            "criterion": criterion,
-            "criterion_params": criterion_params,
-            "growth": growth,
-            "growth_params": growth_params,
-        }
-        updates: list[LayerUpdate] = []
-        for layer in self.layers:
-            if isinstance(layer, CsrLayer):
-                update = self._update_csr(layer, **options)
-            else:
-                update = self.dense.update_layer(
-                    layer, momentum=momentum, reset_momentum=reset_momentum, **options
-                )
-            if update is not None:
-                updates.append(update)
-        return TopologyUpdate(step=step, prune_fraction=prune_fraction, layers=updates)
+        **options: Any,
+    ) -> LayerUpdate | None:
+        """One layer's update: a CSR layer's here, a masked-dense one's by the dense masks."""
+        if isinstance(layer, CsrLayer):
+            return self._update_csr(layer, **options)
+        return self.dense.update_layer(
+            layer, momentum=momentum, reset_momentum=reset_momentum, **options
+        )
 
     def _dense_context(
         self, layer: CsrLayer, mask: torch.Tensor, info: CriterionInfo | GrowthInfo, step: int
