@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,7 +92,8 @@ def free_port() -> int:
 
 
 def run_processes(pgid: int) -> list[tuple[int, str]]:
-    """The run subprocesses (pid, run id) in process group ``pgid`` (read from /proc)."""
+    """The run servers (pid, run id) in process group ``pgid`` that are training a run now
+    (read from /proc and the server's ``current`` file)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -104,11 +106,60 @@ def run_processes(pgid: int) -> list[tuple[int, str]]:
         if int(fields[2]) != pgid or "dstbench.suite.dask_executor" not in argv:
             continue
         try:
-            job_file = argv[argv.index("dstbench.suite.dask_executor") + 1]
-            found.append((int(entry.name), json.loads(Path(job_file).read_text())["job"]["run_id"]))
-        except (OSError, ValueError, IndexError, KeyError):
-            continue  # starting or ending just now
+            folder = Path(argv[argv.index("--serve") + 1])
+            found += [(int(entry.name), r) for r in json.loads((folder / "current").read_text())]
+        except (OSError, ValueError, IndexError):
+            continue  # idle, or starting or ending a job just now
     return found
+
+
+def servers(pgid: int) -> list[int]:
+    """The run servers in process group ``pgid``, busy or idle."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            argv = (entry / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, UnicodeDecodeError, IndexError):
+            continue
+        if int(fields[2]) == pgid and "--serve" in argv and "dstbench.suite.dask_executor" in argv:
+            found.append(int(entry.name))
+    return found
+
+
+class ServerWatch:
+    """Polls the run servers of some workers' process groups in the background: which
+    server processes existed, and which runs each was seen training."""
+
+    def __init__(self, groups: list[int]) -> None:
+        self.groups = groups
+        self.by_worker: dict[int, set[int]] = {}
+        self.runs: dict[int, set[str]] = {}
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+
+    @property
+    def seen(self) -> set[int]:
+        return {pid for pids in self.by_worker.values() for pid in pids}
+
+    def poll(self) -> None:
+        while not self.stopping.is_set():
+            for pgid in self.groups:
+                for pid in servers(pgid):
+                    self.by_worker.setdefault(pgid, set()).add(pid)
+                for pid, run_id in run_processes(pgid):
+                    self.runs.setdefault(pid, set()).add(run_id)
+            time.sleep(0.05)
+
+    def __enter__(self) -> ServerWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join()
 
 
 class DaskCluster:
@@ -249,11 +300,18 @@ def test_a_suite_on_two_workers_gives_the_local_records_and_leaderboard(cluster,
         "--executor", "local[threads=1]", "--progress", "plain",
     )  # fmt: skip
     assert local.returncode == 0, local.stdout + local.stderr
-    done = dstbench(
-        "suite", suite, "-o", str(tmp_path / "dask"), "-j", "2", "--device", "cpu",
-        "--executor", f"dask[address={cluster.address}]", "--progress", "plain",
-    )  # fmt: skip
+    with ServerWatch([cluster.processes[name].pid for name in cluster.workers]) as watch:
+        done = dstbench(
+            "suite", suite, "-o", str(tmp_path / "dask"), "-j", "2", "--device", "cpu",
+            "--executor", f"dask[address={cluster.address}]", "--progress", "plain",
+        )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr + cluster.logs()
+    # Each worker trained its runs in one process (torch imported once per worker, not once
+    # per run), and the suite closed those processes when it ended.
+    assert 1 <= len(watch.seen) <= 2 and all(len(pids) == 1 for pids in watch.by_worker.values()), (
+        watch.by_worker
+    )
+    assert all(not servers(pgid) for pgid in watch.groups)
 
     expected = records(tmp_path / "local")
     got = records(tmp_path / "dask")
@@ -285,6 +343,31 @@ def test_a_suite_on_two_workers_gives_the_local_records_and_leaderboard(cluster,
     assert records(tmp_path / "dask") == got
 
 
+def test_batched_groups_train_on_the_workers_as_they_do_locally(cluster, tmp_path):
+    (tmp_path / "s.toml").write_text(SIX.replace('baselines = ["static"]', 'engine = "batched"'))
+    suite = str(tmp_path / "s.toml")
+    local = dstbench(
+        "suite", suite, "-o", str(tmp_path / "local"), "-j", "2", "--device", "cpu",
+        "--executor", "local[threads=1]",
+    )  # fmt: skip
+    assert local.returncode == 0, local.stdout + local.stderr
+    done = dstbench(
+        "suite", suite, "-o", str(tmp_path / "dask"), "-j", "2", "--device", "cpu",
+        "--executor", f"dask[address={cluster.address}]", "--progress", "plain",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr + cluster.logs()
+    expected, got = records(tmp_path / "local"), records(tmp_path / "dask")
+    assert len(got) == 4 and {r["status"] for r in got.values()} == {"ok"}
+    assert {k: comparable(r) for k, r in got.items()} == {
+        k: comparable(r) for k, r in expected.items()
+    }
+    # The same groups as locally, each trained together in one task.
+    assert {r["execution"]["engine"] for r in got.values()} == {"batched"}
+    sizes = {k: r["timings"]["group_size"] for k, r in got.items()}
+    assert sizes == {k: r["timings"]["group_size"] for k, r in expected.items()}
+    assert max(sizes.values()) > 1
+
+
 def test_a_run_on_a_killed_worker_is_run_again_on_the_other(cluster, tmp_path):
     (tmp_path / "s.toml").write_text(FOUR_LONG)
     out = tmp_path / "out"
@@ -299,7 +382,16 @@ def test_a_run_on_a_killed_worker_is_run_again_on_the_other(cluster, tmp_path):
         assert running, "the run on w0 ended too soon to be killed"
         [(_, killed_run)] = running
         assert not (out / "runs" / f"{killed_run}.json").exists()
+        busy = run_processes(cluster.processes["w1"].pid)
         cluster.kill("w0")
+        # The lost run leaves the progress at once, while the other worker is still busy
+        # with its own run (not only when the scheduler starts it again there).
+        lost = f"{cluster.workers['w0']} was lost; the scheduler runs it again on another worker"
+        wait_for(lambda: lost in (tmp_path / "driver.log").read_text(), 20, "the lost run")
+        if busy:
+            [(_, other_run)] = busy
+            assert run_processes(cluster.processes["w1"].pid) == busy
+            assert not (out / "runs" / f"{other_run}.json").exists()
         assert driver.wait(timeout=300) == 0
     finally:
         log.close()
@@ -357,7 +449,8 @@ def test_records_written_before_a_worker_dies_are_never_rewritten(cluster, tmp_p
 
 
 def test_a_scheduler_lost_mid_suite_is_one_line(cluster, tmp_path):
-    (tmp_path / "s.toml").write_text(FOUR_LONG)
+    # Runs of minutes: a run the worker left training would outlast the checks below.
+    (tmp_path / "s.toml").write_text(FOUR_LONG.replace("epochs = 60", "epochs = 1000"))
     out = tmp_path / "out"
     log = open(tmp_path / "driver.log", "w")  # noqa: SIM115
     driver = start_suite(cluster, tmp_path / "s.toml", out, log)
@@ -372,6 +465,14 @@ def test_a_scheduler_lost_mid_suite_is_one_line(cluster, tmp_path):
     assert "Traceback" not in stdout
     errors = [line for line in stdout.splitlines() if line.startswith("dstbench: error: ")]
     assert len(errors) == 1 and "the scheduler at" in errors[0] and "was lost" in errors[0]
+    # The workers stop their runs (which checkpoint) rather than train on, orphaned, and
+    # write records nobody follows.
+    groups = [cluster.processes[name].pid for name in cluster.workers]
+    wait_for(lambda: not any(run_processes(g) for g in groups), 20, "the runs to stop")
+    written = records(out)
+    time.sleep(3.0)
+    assert records(out) == written
+    assert len(written) < 4
 
 
 def test_ctrl_c_stops_the_runs_on_the_workers_and_keeps_the_records(cluster, tmp_path):
@@ -425,6 +526,24 @@ def test_a_run_past_the_time_limit_is_stopped_on_its_worker_and_failed(cluster, 
     assert all(not run_processes(cluster.processes[name].pid) for name in cluster.workers)
 
 
+def listening_addresses(pid: int) -> list[tuple[str, int]]:
+    """The IPv4 (host, port) pairs that process ``pid`` listens on (Linux /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+            host, port = fields[1].split(":")
+            octets = [str(int(host[i : i + 2], 16)) for i in (6, 4, 2, 0)]
+            found.append((".".join(octets), int(port, 16)))
+    return found
+
+
 def test_the_suites_own_local_cluster_is_on_loopback_without_a_dashboard():
     """What `dask` without an address (and benchmarks/cluster_overhead.py) starts."""
     import urllib.error
@@ -437,6 +556,10 @@ def test_the_suites_own_local_cluster_is_on_loopback_without_a_dashboard():
     try:
         addresses = [cluster.scheduler_address, *(w.address for w in cluster.workers.values())]
         assert all(a.startswith("tcp://127.0.0.1:") for a in addresses), addresses
+        # Nothing of this process listens on another interface.
+        assert listening_addresses(os.getpid()) and all(
+            host == "127.0.0.1" for host, _ in listening_addresses(os.getpid())
+        ), listening_addresses(os.getpid())
         with pytest.raises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(cluster.dashboard_link, timeout=10)
         caught.value.close()

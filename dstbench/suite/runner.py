@@ -132,11 +132,14 @@ class _Reporter:
         self.single_setup = len({c.setup for c in cells.values()}) == 1
         self.lock = threading.Lock()  # executors may report from several threads
         self.ran = 0
+        self.started_ids: set[str] = set()
         self.queued_runs = 0
 
     def started(self, run_id: str, where: str) -> None:
         with self.lock:
-            self.ran += 1
+            if run_id not in self.started_ids:  # a run restarted elsewhere counts once
+                self.started_ids.add(run_id)
+                self.ran += 1
             cell = self.cells[run_id]
             label = cell.label.replace(f" {cell.setup} ", " ") if self.single_setup else cell.label
             self.display.run_started(run_id, label, where)

@@ -290,6 +290,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with open(args[0], encoding="utf-8") as handle:
         payload = json.load(handle)
+    return run_payload(payload)
+
+
+def run_payload(payload: Mapping[str, Any]) -> int:
+    """Run the job (or group of jobs) of a cluster payload; return the exit status a worker
+    process reports it with: 0 (ok), 1 (a run that did not succeed: its record says why),
+    2 (a record could not be written) or :data:`INTERRUPTED_EXIT` (a signal stopped it).
+
+    ``payload`` is what :func:`main` reads from its file: ``{"job": ...}`` or ``{"jobs":
+    [...]}``, with ``"options"`` and an optional ``"worker"`` name.
+    """
     options = ExecutionOptions.from_dict(payload["options"])
     where = payload.get("worker", platform.node())
     try:
