@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_batched_engine import _assert_same_record
+from test_checkpoints import StopAt, _comparable
 
 import dstbench
 from dstbench import hookimpl
@@ -23,8 +25,6 @@ from dstbench.engine import checkpoint as checkpoints
 from dstbench.engine.interrupt import RunInterrupted, clear_stop
 from dstbench.engine.single import train_run
 from dstbench.engine.spec import build_spec
-from test_batched_engine import _assert_same_record
-from test_checkpoints import StopAt, _comparable
 
 BASE = {"model": "mlp[hidden=[16]]", "dataset": "digits", "epochs": 3, "update_period": 7}
 #: Three runs of one group: other seeds, criteria, growth and densities.
@@ -231,7 +231,7 @@ KILLED = """
 name = "batched-kill"
 model = "mlp[hidden=[16]]"
 dataset = "digits"
-epochs = 6
+epochs = 3
 densities = [0.1]
 criteria = ["magnitude", "snip"]
 growth = "gradient"
