@@ -11,6 +11,16 @@ breaks an invariant or fails is recorded as such and dropped from the group; the
 Per step, in each run's own order: forward and backward on every run's batch; then, for the
 runs whose update is due, the topology update before the step (or after it, for the paper's
 order); the stacked optimizer step; and the invariant checks of the runs that updated.
+
+A group checkpoints like the single engine (every ``checkpoint_every`` epochs, by time, and
+after the current iteration when the process is asked to stop, then raising
+:class:`~dstbench.engine.interrupt.RunInterrupted`): each run gets its own
+``<run id>.pt`` in the single engine's format, its slice of the stacked state, and a run
+that ended earlier its end (see :mod:`dstbench.batched.checkpoints`). A group whose runs all
+have a checkpoint at one position restacks them and resumes there, writing the records of
+the uninterrupted group bit for bit on CPU (timings aside); otherwise it starts over, since
+a stack rounds differently with other runs in it. The worker removes each run's checkpoint
+once its record is written.
 """
 
 from __future__ import annotations
