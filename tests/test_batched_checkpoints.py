@@ -209,6 +209,26 @@ def test_a_damaged_checkpoint_of_one_run_starts_the_group_over(
     assert "not all at epoch 1" in resumed[0]["checkpoint"]["discarded"]
 
 
+def test_checkpoints_that_do_not_fit_the_runs_start_the_group_over(
+    tmp_path, registry, reference, capsys
+):
+    from dstbench.plugins import get_plugins
+
+    position = {"epoch": 1, "batches_done": 0, "step": 40}
+    paths = _paths(tmp_path, registry)
+    for spec, path in zip(SPECS, paths, strict=True):
+        run_id = build_spec(spec, registry).run_id
+        checkpoints.write(
+            path, run_id, {**position, "model": {"nope": torch.zeros(1)}}, seed=spec["seed"]
+        )
+    records = _train(get_plugins(), paths)
+    for got, want in zip(records, reference, strict=True):
+        assert _comparable(got) == _comparable(want)
+        assert got["checkpoint"]["discarded"].startswith("does not fit the run")
+    assert capsys.readouterr().err.count("checkpoint discarded (does not fit the run") == 3
+    assert not any(path.exists() for path in paths)
+
+
 def test_a_single_engine_run_resumes_from_a_batched_checkpoint(use_plugins, tmp_path, registry):
     """Same file format: a run of the group, checkpointed by the batched engine, is resumed by
     the single engine and agrees with the single engine's uninterrupted run."""

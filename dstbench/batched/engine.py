@@ -181,14 +181,14 @@ class GroupTrainer:
         artifact_dirs: Sequence[Path | None] | None = None,
         checkpoints: Sequence[Path | None] | None = None,
         checkpoint_every: int | None = 0,
-        saved: Sequence[dict[str, Any]] | None = None,
+        resume: bool = True,
         discarded: Sequence[str | None] | None = None,
     ) -> None:
         """
         :param checkpoints: each run's checkpoint file (None: none).
         :param checkpoint_every: epochs between checkpoints (0 never; None: by time).
-        :param saved: the checkpoint of every run, all at one position, to resume from
-            (:func:`~dstbench.batched.checkpoints.read_group`).
+        :param resume: resume from the runs' checkpoints if they allow it
+            (:func:`~dstbench.batched.checkpoints.read_group`); False: start over.
         :param discarded: per run, why its checkpoint was discarded (for the record).
         """
         self.plugins = plugins
@@ -211,7 +211,9 @@ class GroupTrainer:
             if why is not None:
                 member.state.log.extra["checkpoint"] = {"discarded": why}
         self.checkpoint_every = checkpoint_every
-        self.saved = list(saved) if saved is not None else None
+        self.resume = resume
+        #: The checkpoint of every run, all at one position, that the group resumes from.
+        self.saved: list[dict[str, Any]] | None = None
         #: Where training resumes: (epochs done, batches of the next epoch done), or None.
         self.resume_at: tuple[int, int] | None = None
         #: The epoch totals the resumed epoch had reached (None: a fresh epoch).
@@ -258,6 +260,9 @@ class GroupTrainer:
             if self.macs is None:
                 self.forward = stacked_forward(model)
                 self.binary, self.macs = check_output(model, sample, state.spec, parts)
+                # Only a group that stacks reads its checkpoints: the single engine that
+                # trains the others resumes each run from its own.
+                self._read_checkpoints()
             generator = torch.Generator().manual_seed(derive_seed(state.spec.seed, "data"))
             member.batches = TensorBatches(
                 train, batch, shuffle=True, generator=generator, transform=parts.train_transform
@@ -286,6 +291,17 @@ class GroupTrainer:
             self._restore_group(self.saved)
 
     # --- checkpoints ---------------------------------------------------------------------
+
+    def _read_checkpoints(self) -> None:
+        """The checkpoints to resume from, if every run has one at one position."""
+        paths = [member.checkpoint for member in self.members]
+        if not self.resume or all(path is None for path in paths):
+            return
+        specs = [member.state.spec for member in self.members]
+        self.saved, discarded = group_checkpoints.read_group(specs, paths)
+        for member, why in zip(self.members, discarded, strict=True):
+            if why is not None:
+                member.state.log.extra["checkpoint"] = {"discarded": why}
 
     def _restore(self, member: _Member, data: dict[str, Any]) -> None:
         """Put one run's checkpoint into its own (not yet stacked) model, masks, generators
@@ -975,9 +991,8 @@ def _train_part(
 ) -> list[RunRecord] | Unbatchable:
     started = time.perf_counter()
     paths = list(paths) or [None] * len(specs)
-    saved, discarded = group_checkpoints.read_group(specs, paths)
 
-    def trainer() -> GroupTrainer:
+    def trainer(resume: bool = True, discarded: str | None = None) -> GroupTrainer:
         return GroupTrainer(
             specs,
             plugins=plugins,
@@ -986,8 +1001,8 @@ def _train_part(
             artifact_dirs=dirs,
             checkpoints=paths,
             checkpoint_every=checkpoint_every,
-            saved=saved,
-            discarded=discarded,
+            resume=resume,
+            discarded=[discarded] * len(specs),
         )
 
     group = trainer()
@@ -999,8 +1014,7 @@ def _train_part(
             for path in paths:
                 if path is not None:
                     group_checkpoints.discard(path, why)
-            saved, discarded = None, [why] * len(specs)
-            group = trainer()
+            group = trainer(resume=False, discarded=why)
             group.build(data)
     except Unbatchable as why:
         return why
