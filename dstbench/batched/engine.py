@@ -633,7 +633,7 @@ class GroupTrainer:
                     assert generator is not None  # training batches are shuffled
                     xb[j].copy_(transform(xb[j], generator))
             if position < skip:
-                continue  # its augmentation drew from the runs' generators; it was trained
+                continue  # trained before the checkpoint: only its augmentation draws are replayed
             self._iteration(xb, yb, totals)
             totals.seen += size
             kept = self._compact()
