@@ -19,7 +19,7 @@ from test_batched_engine import _assert_same_record
 from test_checkpoints import StopAt, _comparable
 
 import dstbench
-from dstbench import hookimpl
+from dstbench import DatasetParts, TensorSplit, hookimpl
 from dstbench.batched.engine import train_group
 from dstbench.engine import checkpoint as checkpoints
 from dstbench.engine.interrupt import RunInterrupted, clear_stop
@@ -139,6 +139,56 @@ def test_a_run_that_ended_before_the_interruption_keeps_its_record(
     for got, want in zip(resumed, uninterrupted, strict=True):
         assert _comparable(got) == _comparable(want)
         assert got["checkpoint"]["resumed"]
+
+
+class Noisy:
+    """A tiny dataset whose training batches are augmented from the run's data generator."""
+
+    @staticmethod
+    def load(ctx) -> DatasetParts:
+        g = torch.Generator().manual_seed(3)
+        x, y = torch.randn(400, 32, generator=g), torch.randint(0, 4, (400,), generator=g)
+
+        def jitter(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+            return batch + 0.1 * torch.randn(batch.shape, generator=generator)
+
+        return DatasetParts(
+            train=TensorSplit(x[:320], y[:320]),
+            test=TensorSplit(x[320:], y[320:]),
+            input_shape=(32,),
+            num_classes=4,
+            train_transform=jitter,
+        )
+
+    @hookimpl
+    def dstbench_register_datasets(self, register):
+        register("noisy", self.load, description="random tensors, augmented with noise")
+
+
+def test_a_group_resumed_mid_epoch_replays_its_augmentation_draws(use_plugins, tmp_path):
+    noisy = {"dataset": "noisy", "model": "mlp[hidden=[16]]", "epochs": 2, "batch_size": 16}
+    specs = [
+        {**noisy, "criterion": "snip", "update_period": 5, "seed": 1},
+        {**noisy, "criterion": "set", "update_period": 5, "seed": 2},
+    ]
+    plugins = use_plugins(("noisy", Noisy()))
+    built = [build_spec(spec, plugins.registry) for spec in specs]
+    paths = [tmp_path / f"{spec.run_id}.pt" for spec in built]
+
+    def train(plugins, paths):
+        records = train_group(built, plugins=plugins, device=torch.device("cpu"), checkpoints=paths)
+        return [record.to_json() for record in records]
+
+    reference = train(plugins, None)
+    clear_stop()
+    with pytest.raises(RunInterrupted):
+        train(use_plugins(("noisy", Noisy()), ("stop", StopAt(step=25))), paths)
+    clear_stop()
+    resumed = train(use_plugins(("noisy", Noisy())), paths)
+    for got, want in zip(resumed, reference, strict=True):
+        assert got["status"] == "ok"
+        assert got["checkpoint"]["resumed"][0]["batches_done"] == 7  # 18 batches an epoch
+        assert _comparable(got) == _comparable(want)
 
 
 def test_every_run_of_a_group_checkpoints_every_epoch_under_its_own_name(tmp_path, registry):
