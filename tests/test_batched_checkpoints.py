@@ -295,6 +295,48 @@ def test_a_single_engine_run_resumes_from_a_batched_checkpoint(use_plugins, tmp_
     _assert_same_record(record.to_json(), single)
 
 
+@pytest.mark.slow
+def test_a_group_worker_stopped_by_sigterm_resumes_its_group(tmp_path, registry):
+    """SIGTERM: the worker checkpoints every run of its group after the current iteration
+    and exits 75 ("resume me"); the next attempt writes the uninterrupted records."""
+    from dstbench.contracts import ExecutionOptions, Job
+    from dstbench.engine.interrupt import INTERRUPTED_EXIT
+    from dstbench.plugins import get_plugins
+    from dstbench.suite.worker import checkpoint_path
+
+    specs = [build_spec({**spec, "epochs": 6}, registry) for spec in SPECS]
+    expected = [
+        r.to_json() for r in train_group(specs, plugins=get_plugins(), device=torch.device("cpu"))
+    ]
+    (tmp_path / "runs").mkdir()
+    jobs = [Job(s.run_id, s, str(tmp_path / "runs" / f"{s.run_id}.json"), s.label) for s in specs]
+    options = ExecutionOptions(workers=1, device="cpu", checkpoint_every=1, engine="batched")
+    job_file = tmp_path / "jobs.json"
+    payload = {"jobs": [job.to_dict() for job in jobs], "options": options.to_dict()}
+    job_file.write_text(json.dumps(payload))
+    command = [sys.executable, "-m", "dstbench.suite.worker", str(job_file)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+    files = [checkpoint_path(job) for job in jobs]
+    deadline = time.monotonic() + 300
+    while not all(path.exists() for path in files):
+        assert process.poll() is None, process.communicate()[1].decode()
+        assert time.monotonic() < deadline, "no checkpoints appeared"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode == INTERRUPTED_EXIT
+    assert all(path.exists() for path in files)
+    assert not list((tmp_path / "runs").glob("*.json"))
+    again = subprocess.run(command, env=env, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr.decode()
+    for job, want in zip(jobs, expected, strict=True):
+        record = json.loads(Path(job.record_path).read_text())
+        assert record["checkpoint"]["resumed"]
+        assert {**_comparable(want), "execution": record["execution"]} == _comparable(record)
+    assert not any(path.exists() for path in files)
+
+
 # --- a kill -9 of a real suite run --------------------------------------------------------
 
 KILLED = """
