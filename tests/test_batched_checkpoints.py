@@ -134,6 +134,13 @@ def test_a_run_that_ended_before_the_interruption_keeps_its_record(
     clear_stop()
     ended, _ = checkpoints.read(paths[1], run_id)
     assert ended is not None and ended["finished"]["status"] == "diverged"
+    # The single engine cannot train on from a run's end: it discards it (a copy) and starts over.
+    spec = build_spec(SPECS[1], registry)
+    copy = tmp_path / "single" / paths[1].name
+    copy.parent.mkdir()
+    copy.write_bytes(paths[1].read_bytes())
+    single = train_run(spec, plugins=use_plugins(), device=torch.device("cpu"), checkpoint=copy)
+    assert single.to_json()["checkpoint"]["discarded"].startswith("it holds the end (diverged)")
     # The run that ended is not trained again: nothing makes it diverge this time.
     resumed = _train(use_plugins(), paths)
     for got, want in zip(resumed, uninterrupted, strict=True):

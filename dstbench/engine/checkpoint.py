@@ -12,7 +12,9 @@ The data position is kept as the data generator's state *at the start of the epo
 number of batches already trained: resuming replays the epoch's order (and its augmentation
 draws) and skips those batches, which is exact for in-memory splits and DataLoaders alike.
 
-Files are written atomically and read with ``torch.load(weights_only=True)``: a checkpoint is
+Files are written atomically (a temporary file renamed over the checkpoint; :func:`prepare`
+and :func:`commit` let a batched group write all its runs' files before renaming any) and
+read with ``torch.load(weights_only=True)``: a checkpoint is
 plain tensors, numbers and strings, never pickled objects. Each file starts with a one-line
 header holding the SHA-256 and the length of what follows, checked before anything is loaded
 (``torch.load`` does not check its zip's CRCs: a flipped bit would resume unnoticed). A
