@@ -11,6 +11,16 @@ breaks an invariant or fails is recorded as such and dropped from the group; the
 Per step, in each run's own order: forward and backward on every run's batch; then, for the
 runs whose update is due, the topology update before the step (or after it, for the paper's
 order); the stacked optimizer step; and the invariant checks of the runs that updated.
+
+A group checkpoints like the single engine (every ``checkpoint_every`` epochs, by time, and
+after the current iteration when the process is asked to stop, then raising
+:class:`~dstbench.engine.interrupt.RunInterrupted`): each run gets its own
+``<run id>.pt`` in the single engine's format, its slice of the stacked state, and a run
+that ended earlier its end (see :mod:`dstbench.batched.checkpoints`). A group whose runs all
+have a checkpoint at one position restacks them and resumes there, writing the records of
+the uninterrupted group bit for bit on CPU (timings aside); otherwise it starts over, since
+a stack rounds differently with other runs in it. The worker removes each run's checkpoint
+once its record is written.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
+from dstbench.batched import checkpoints as group_checkpoints
 from dstbench.batched.forward import StackedForward, Unbatchable, stacked_forward
 from dstbench.batched.grouping import group_key, make_groups
 from dstbench.batched.stack import RunSlot, StackedRuns, StackedSGD
@@ -35,12 +46,21 @@ from dstbench.contracts.execution import ExecutionOptions, Job, RunRequest
 from dstbench.contracts.record import RunRecord
 from dstbench.contracts.run import EpochStats, RunContext
 from dstbench.contracts.spec import RunSpec
+from dstbench.engine import checkpoint as checkpoints
 from dstbench.engine.allocator import keep_freed_memory
 from dstbench.engine.data import TensorBatches, make_batches
 from dstbench.engine.interrupt import RunInterrupted, stop_requested
-from dstbench.engine.loop import Best, RunState, RunStopped, evaluate_model, final_test_metrics
+from dstbench.engine.loop import (
+    CHECKPOINT_SECONDS,
+    Best,
+    RunState,
+    RunStopped,
+    evaluate_model,
+    final_test_metrics,
+)
 from dstbench.engine.provenance import provenance
 from dstbench.engine.record import assemble_record, error_block
+from dstbench.engine.resume import CheckpointMismatch
 from dstbench.engine.setup import (
     Setup,
     build_masker,
@@ -86,6 +106,12 @@ class _Member:
     period: int = 0
     #: Training ended (status in the log); the run leaves the stack at the next compaction.
     stopped: bool = False
+    #: Where the run keeps its in-run checkpoint (None: none).
+    checkpoint: Path | None = None
+    #: The data generator's state at the start of the current epoch (for a mid-epoch stop).
+    epoch_start: torch.Tensor | None = None
+    #: Where the run resumed from its checkpoints so far (the record's ``checkpoint.resumed``).
+    resumes: list[dict[str, int]] = field(default_factory=list)
 
 
 def _stacked_loss(out: torch.Tensor, y: torch.Tensor, binary: bool) -> torch.Tensor:
@@ -153,16 +179,52 @@ class GroupTrainer:
         device: torch.device,
         progress: GroupProgress | None,
         artifact_dirs: Sequence[Path | None] | None = None,
+        checkpoints: Sequence[Path | None] | None = None,
+        checkpoint_every: int | None = 0,
+        resume: bool = True,
+        discarded: Sequence[str | None] | None = None,
     ) -> None:
+        """
+        :param checkpoints: each run's checkpoint file (None: none).
+        :param checkpoint_every: epochs between checkpoints (0 never; None: by time).
+        :param resume: resume from the runs' checkpoints if they allow it
+            (:func:`~dstbench.batched.checkpoints.read_group`); False: start over.
+        :param discarded: per run, why its checkpoint was discarded (for the record).
+        """
         self.plugins = plugins
         self.device = device
         self.progress = progress
         now = time.perf_counter()
         dirs = list(artifact_dirs or [None] * len(specs))
+        paths = list(checkpoints or [None] * len(specs))
         self.members = [
-            _Member(index=i, state=RunState(spec, plugins, None), started=now, artifact_dir=d)
-            for i, (spec, d) in enumerate(zip(specs, dirs, strict=True))
+            _Member(
+                index=i,
+                state=RunState(spec, plugins, None),
+                started=now,
+                artifact_dir=d,
+                checkpoint=path,
+            )
+            for i, (spec, d, path) in enumerate(zip(specs, dirs, paths, strict=True))
         ]
+        for member, why in zip(self.members, discarded or [], strict=False):
+            if why is not None:
+                member.state.log.extra["checkpoint"] = {"discarded": why}
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
+        #: The checkpoint of every run, all at one position, that the group resumes from.
+        self.saved: list[dict[str, Any]] | None = None
+        #: Where training resumes: (epochs done, batches of the next epoch done), or None.
+        self.resume_at: tuple[int, int] | None = None
+        #: The epoch totals the resumed epoch had reached (None: a fresh epoch).
+        self.resume_totals: _Totals | None = None
+        #: Training time of the earlier attempts (seconds).
+        self.earlier_seconds = 0.0
+        self.train_started = now
+        self.last_checkpoint = time.monotonic()
+        self.write_failed = False
+        #: The single engine's optimizer layout: parameter names in order, ``param_groups``.
+        self.layout: tuple[list[str], list[dict[str, Any]]] | None = None
         self.spec = specs[0]
         self.group_size = len(specs)
         self.active: list[_Member] = []
@@ -198,6 +260,9 @@ class GroupTrainer:
             if self.macs is None:
                 self.forward = stacked_forward(model)
                 self.binary, self.macs = check_output(model, sample, state.spec, parts)
+                # Only a group that stacks reads its checkpoints: the single engine that
+                # trains the others resumes each run from its own.
+                self._read_checkpoints()
             generator = torch.Generator().manual_seed(derive_seed(state.spec.seed, "data"))
             member.batches = TensorBatches(
                 train, batch, shuffle=True, generator=generator, transform=parts.train_transform
@@ -207,7 +272,12 @@ class GroupTrainer:
             if state.dst is not None:
                 member.after_step = state.dst.update_after_step
                 member.period = state.spec.update_period or 0
-            slots.append(RunSlot(model, state.masker))
+            if self.layout is None:
+                self.layout = group_checkpoints.optimizer_layout(state.spec, model)
+            if self.saved is not None:
+                self._restore(member, self.saved[member.index])
+            if not member.stopped:  # a run that ended before the checkpoint stays out
+                slots.append(RunSlot(model, state.masker))
         self.runs = StackedRuns(slots)
         self.optimizer = StackedSGD(
             self.runs,
@@ -216,7 +286,231 @@ class GroupTrainer:
             weight_decay=spec.weight_decay,
             nesterov=spec.nesterov and spec.momentum > 0,
         )
-        self.active = list(self.members)
+        self.active = [member for member in self.members if not member.stopped]
+        if self.saved is not None:
+            self._restore_group(self.saved)
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def _read_checkpoints(self) -> None:
+        """The checkpoints to resume from, if every run has one at one position."""
+        paths = [member.checkpoint for member in self.members]
+        if not self.resume or all(path is None for path in paths):
+            return
+        specs = [member.state.spec for member in self.members]
+        self.saved, discarded = group_checkpoints.read_group(specs, paths)
+        for member, why in zip(self.members, discarded, strict=True):
+            if why is not None:
+                member.state.log.extra["checkpoint"] = {"discarded": why}
+
+    def _restore(self, member: _Member, data: dict[str, Any]) -> None:
+        """Put one run's checkpoint into its own (not yet stacked) model, masks, generators
+        and log, as :func:`dstbench.engine.resume.resume` does for the single engine.
+
+        :raises CheckpointMismatch: when the checkpoint does not fit the run.
+        """
+        state, log = member.state, member.state.log
+        assert member.model is not None and member.batches is not None
+        try:
+            member.model.load_state_dict(data["model"])
+            if state.masker is not None:
+                state.masker.restore_topology(data["masks"])
+                state.masker.generator.set_state(data["topology_generator"])
+            if data["data_generator"] is not None and member.batches.generator is not None:
+                member.batches.generator.set_state(data["data_generator"])
+            state.step = int(data["step"])
+            state.prune_fraction = data["prune_fraction"]
+            saved = data["log"]
+            log.curve[:] = saved["curve"]
+            log.updates[:] = saved["updates"]
+            log.overlaps[:] = saved["overlaps"]
+            log.timings.update(saved["timings"])
+            if saved["initial_masks"]:
+                initial = saved["initial_masks"].items()
+                log.initial_masks = {k: v.to(self.device) for k, v in initial}
+            best = data["best"]
+            member.best.accuracy, member.best.epoch = float(best["accuracy"]), best["epoch"]
+            if best["state"] is not None:
+                member.best.state = {k: v.to(self.device) for k, v in best["state"].items()}
+            finished = data.get("finished")
+            if finished is not None:  # it ended before the checkpoint: only its record is left
+                log.status, log.reason, log.error = (
+                    finished["status"],
+                    finished["reason"],
+                    finished["error"],
+                )
+                state.step = int(finished["step"])
+                member.stopped = True
+        except Exception as exc:  # incompatible contents: start over, never a wrong result
+            msg = f"run {state.spec.run_id}: {type(exc).__name__}: {exc}"
+            raise CheckpointMismatch(msg) from exc
+        epoch, batches, step = group_checkpoints.position(data)
+        resumed = {"epoch": epoch, "batches_done": batches, "step": step}
+        member.resumes = [*data["resumes"], resumed]
+        log.extra["checkpoint"] = {"resumed": member.resumes}
+
+    def _restore_group(self, saved: Sequence[dict[str, Any]]) -> None:
+        """What the runs share: the stacked momentum, the step, the learning rate, the epoch
+        totals so far and the process-wide generators (equal in every run's file).
+
+        :raises CheckpointMismatch: when the runs' optimizer states do not stack.
+        """
+        assert self.optimizer is not None and self.layout is not None
+        order = self.layout[0]
+        active = [saved[member.index] for member in self.active]
+        first = active[0]
+        try:
+            buffers: list[dict[str, torch.Tensor]] = []
+            for data in active:
+                state = data["optimizer"]["state"]
+                buffers.append({order[i]: s["momentum_buffer"] for i, s in state.items()})
+            names = set(buffers[0])
+            if any(set(b) != names for b in buffers):
+                raise ValueError("the runs' momentum buffers are not of the same parameters")
+            self.optimizer.buffers = {
+                name: torch.stack([b[name] for b in buffers]).to(self.device)
+                for name in order
+                if name in names
+            }
+            self.optimizer.lr = float(first["optimizer"]["param_groups"][0]["lr"])
+            totals = _Totals.on(len(self.active), self.device)
+            totals.loss.copy_(torch.stack([d["totals"]["loss"] for d in active]))
+            totals.correct.copy_(torch.stack([d["totals"]["correct"] for d in active]))
+            totals.seen = int(first["totals"]["seen"])
+        except Exception as exc:
+            raise CheckpointMismatch(f"{type(exc).__name__}: {exc}") from exc
+        epoch, batches, self.step = group_checkpoints.position(first)
+        self.resume_at = (epoch, batches)
+        self.resume_totals = totals if batches else None
+        timings = first["log"]["timings"]
+        self.earlier_seconds = timings.get("train_seconds", 0.0) + timings["eval_seconds"]
+        checkpoints.set_global_rng_state(first["rng"])
+
+    def _checkpoint_due(self, epoch: int) -> bool:
+        """Whether the group checkpoints at the end of ``epoch`` (as the single engine)."""
+        if self.checkpoint_every == 0 or all(m.checkpoint is None for m in self.members):
+            return False
+        if self.checkpoint_every is None:
+            return time.monotonic() - self.last_checkpoint >= CHECKPOINT_SECONDS
+        return epoch % self.checkpoint_every == 0
+
+    def _save(self, epochs_done: int, batches_done: int, totals: _Totals | None) -> None:
+        """Write every run's checkpoint at this position: ``epochs_done`` epochs and
+        ``batches_done`` batches of the next one trained; each active run's ``epoch_start``
+        is its data generator's state at the start of that next epoch.
+
+        All files are written before any is renamed into place: a kill or a failed write
+        leaves the previous position's files (see :mod:`dstbench.batched.checkpoints`).
+        """
+        assert self.optimizer is not None and self.layout is not None
+        order, groups = self.layout
+        rng = checkpoints.global_rng_state()
+        elapsed = time.perf_counter() - self.train_started
+        position = {"epoch": epochs_done, "batches_done": batches_done, "step": self.step}
+        stack = {id(member): k for k, member in enumerate(self.active)}
+        written: list[tuple[Path, Path]] = []
+        try:
+            for member in self.members:
+                if member.checkpoint is None or member.model is None:
+                    continue
+                k = stack.get(id(member))
+                payload = self._payload(member, k, totals, order, groups, elapsed)
+                payload.update(position, rng=rng)
+                spec = member.state.spec
+                tmp = checkpoints.prepare(member.checkpoint, spec.run_id, payload, seed=spec.seed)
+                written.append((tmp, member.checkpoint))
+            for tmp, path in written:
+                checkpoints.commit(tmp, path)
+        except checkpoints.WriteFailed as exc:
+            for tmp, _ in written:
+                tmp.unlink(missing_ok=True)
+            self._write_failed(exc)
+        self.last_checkpoint = time.monotonic()
+
+    def _payload(
+        self,
+        member: _Member,
+        k: int | None,
+        totals: _Totals | None,
+        order: list[str],
+        groups: list[dict[str, Any]],
+        elapsed: float,
+    ) -> dict[str, Any]:
+        """One run's checkpoint (position and process generators aside): slice ``k`` of the
+        stacked state for a run in the stack, its own state for one that ended (k None)."""
+        assert self.optimizer is not None and member.model is not None
+        state, log, masker = member.state, member.state.log, member.state.masker
+        buffers = self.optimizer.buffers if k is not None else {}
+        momentum = {
+            i: {"momentum_buffer": buffers[name][k].clone()}
+            for i, name in enumerate(order)
+            if name in buffers
+        }
+        if k is not None and totals is not None:
+            loss, correct = totals.loss[k].clone(), totals.correct[k].clone()
+        else:
+            loss = torch.zeros((), device=self.device)
+            correct = torch.zeros((), dtype=torch.long, device=self.device)
+        generator = member.batches.generator if member.batches else None
+        if k is not None:
+            data_state = member.epoch_start
+        else:
+            data_state = generator.get_state() if generator is not None else None
+        timings = dict(log.timings)
+        # What the training so far took, so that a resumed run's time includes it.
+        timings["train_seconds"] = elapsed - timings["eval_seconds"]
+        payload: dict[str, Any] = {
+            "prune_fraction": state.prune_fraction,
+            "model": group_checkpoints.clone(member.model.state_dict()),
+            "optimizer": {
+                "state": momentum,
+                "param_groups": [{**group, "lr": self.optimizer.lr} for group in groups],
+            },
+            "masks": group_checkpoints.clone(masker.topology()) if masker else {},
+            "topology_generator": masker.generator.get_state() if masker else None,
+            "data_generator": data_state,
+            "totals": {"loss": loss, "correct": correct, "seen": totals.seen if totals else 0},
+            "log": {
+                "curve": log.curve,
+                "updates": log.updates,
+                "overlaps": log.overlaps,
+                "timings": timings,
+                "initial_masks": log.initial_masks or {},
+            },
+            "best": {
+                "accuracy": member.best.accuracy,
+                "epoch": member.best.epoch,
+                "state": member.best.state,
+            },
+            "resumes": member.resumes,
+        }
+        if k is None:  # it ended earlier in the group: its record is all that is left to write
+            payload["finished"] = {
+                "status": log.status,
+                "reason": log.reason,
+                "error": log.error,
+                "step": state.step,
+            }
+        return payload
+
+    def _write_failed(self, exc: checkpoints.WriteFailed) -> None:
+        """The group keeps its previous checkpoints and trains on; said once per group."""
+        if not self.write_failed:
+            sys.stderr.write(
+                f"dstbench: warning: a batched group of {len(self.members)} runs: cannot write "
+                f"its checkpoints ({exc}); training goes on from the previous ones\n"
+            )
+            sys.stderr.flush()
+            self.write_failed = True
+        for member in self.members:
+            member.state.log.extra.setdefault("checkpoint_write_failed", str(exc))
+
+    def _interrupt(self, epochs_done: int, batches_done: int, totals: _Totals) -> None:
+        """Checkpoint where the group stands (if it can) and raise :class:`RunInterrupted`."""
+        if any(member.checkpoint is not None for member in self.members):
+            self._save(epochs_done, batches_done, totals)
+        first = self.members[0].checkpoint
+        raise RunInterrupted(epochs_done, self.step, str(first) if first is not None else None)
 
     # --- failure handling ----------------------------------------------------------------
 
@@ -307,20 +601,26 @@ class GroupTrainer:
         totals.loss.add_(losses.detach(), alpha=yb.shape[1])
         totals.correct.add_(_stacked_correct(out.detach(), yb, self.binary))
 
-    def _train_epoch(self, totals: _Totals) -> None:
-        """One epoch for every active run, each on its own seeded data order."""
+    def _train_epoch(self, totals: _Totals, epoch: int = 1, skip: int = 0) -> None:
+        """One epoch for every active run, each on its own seeded data order (the first
+        ``skip`` batches are drawn, not trained: a group resumed mid-epoch replays its runs'
+        data orders and augmentation draws up to where it stopped)."""
         first = self.active[0].batches
         assert first is not None
         split, batch, transform = first.split, first.batch_size, first.transform
+        for member in self.active:  # where a mid-epoch checkpoint replays the epoch from
+            generator = member.batches.generator if member.batches else None
+            member.epoch_start = generator.get_state() if generator is not None else None
         orders = torch.stack([m.batches.epoch_order() for m in self.active])  # type: ignore[union-attr]
         x_shape = split.x.shape[1:]
         count = len(self.active) * min(batch, len(split))
         x_buf = torch.empty((count, *x_shape), dtype=split.x.dtype, device=split.x.device)
         y_buf = torch.empty((count,), dtype=split.y.dtype, device=split.y.device)
-        for start in range(0, len(split), batch):
-            if stop_requested():
-                # A group has no checkpoint of its own: its runs start over on the next attempt.
-                raise RunInterrupted(0, self.step, None)
+        for position, start in enumerate(range(0, len(split), batch)):
+            if position < skip and transform is None:
+                continue  # nothing of a skipped batch draws from the generators
+            if position >= skip and stop_requested():  # checkpoint here and stop
+                self._interrupt(epoch - 1, position, totals)
             index = orders[:, start : start + batch]
             k, size = index.shape
             xb, yb = x_buf[: k * size], y_buf[: k * size]
@@ -332,6 +632,8 @@ class GroupTrainer:
                     generator = member.batches.generator if member.batches else None
                     assert generator is not None  # training batches are shuffled
                     xb[j].copy_(transform(xb[j], generator))
+            if position < skip:
+                continue  # trained before the checkpoint: only its augmentation draws are replayed
             self._iteration(xb, yb, totals)
             totals.seen += size
             kept = self._compact()
@@ -420,7 +722,7 @@ class GroupTrainer:
         first = self.active[0].batches
         assert first is not None
         total_steps = spec.epochs * len(first)
-        for member in self.active:
+        for member in self.members:  # a run that ended before a checkpoint too, for its record
             state = member.state
             assert member.model is not None
             state.total_steps = total_steps
@@ -434,19 +736,31 @@ class GroupTrainer:
             )
             member.observed = member.run
             start = self.plugins.hook.dstbench_run_start
+            ended = member.stopped
             self._guarded(member, functools.partial(start, run=member.run))
-            self._guarded(member, state.check_no_empty_layer)
-        self._compact()
-        train_started = time.perf_counter()
-        for epoch in range(1, spec.epochs + 1):
+            if not ended:
+                self._guarded(member, state.check_no_empty_layer)
+        kept = self._compact()
+        if kept is not None and self.resume_totals is not None:
+            self.resume_totals.keep(kept)
+        train_started = self.train_started = time.perf_counter() - self.earlier_seconds
+        done, skip = self.resume_at or (0, 0)
+        for epoch in range(done + 1, spec.epochs + 1):
             if not self.active:
                 break
             epoch_started = time.perf_counter()
-            totals = _Totals.on(len(self.active), self.device)
-            self._train_epoch(totals)
+            totals = self.resume_totals if skip and self.resume_totals else None
+            totals = totals or _Totals.on(len(self.active), self.device)
+            self._train_epoch(totals, epoch, skip)
+            skip = 0
             if not self.active:
                 break
             self._epoch_end(epoch, totals, time.perf_counter() - epoch_started)
+            if self.active and epoch < spec.epochs and self._checkpoint_due(epoch):
+                for member in self.active:  # the next epoch's order starts from here
+                    generator = member.batches.generator if member.batches else None
+                    member.epoch_start = generator.get_state() if generator is not None else None
+                self._save(epoch, 0, None)  # a resume starts the next epoch's totals afresh
         for member in self.active:
             if member.state.masker is not None:
                 self._guarded(member, member.state.check_invariants)
@@ -552,14 +866,32 @@ def train_group(
     artifact_dirs: Sequence[Path | None] | None = None,
     progress: GroupProgress | None = None,
     stream: TextIO | None = None,
+    checkpoints: Sequence[Path | None] | None = None,
+    checkpoint_every: int | None = 0,
 ) -> Iterator[RunRecord]:
     """Train compatible built specs together; yield their records in order (never raises for
-    a failing run). See :func:`execute_group`."""
+    a failing run). See :func:`execute_group`.
+
+    :param checkpoints: each run's checkpoint file (None: none); a group whose runs all have
+        one at the same position resumes from them (see :mod:`dstbench.batched.checkpoints`).
+    :param checkpoint_every: epochs between checkpoints (0 never; None: by time).
+    :raises RunInterrupted: when the process is asked to stop (the group has checkpointed).
+    """
     if not specs:
         return
+    paths = list(checkpoints or [None] * len(specs))
     if any(spec.jaccard_at_init for spec in specs):
         yield from _split_at_init(
-            specs, plugins, device, data_root, download, artifact_dirs, progress, stream
+            specs,
+            plugins,
+            device,
+            data_root,
+            download,
+            artifact_dirs,
+            progress,
+            stream,
+            paths,
+            checkpoint_every,
         )
         return
     if len({group_key(spec) for spec in specs}) > 1:
@@ -569,7 +901,9 @@ def train_group(
         )
     dirs = list(artifact_dirs or [None] * len(specs))
     keep_freed_memory()  # a stacked step's tensors are large: reuse their pages
-    fallback = _Fallback(specs, plugins, device, data_root, download, dirs, progress, stream)
+    fallback = _Fallback(
+        specs, plugins, device, data_root, download, dirs, progress, stream, paths, checkpoint_every
+    )
     try:
         data = load_data(specs[0], device, data_root, download)
         size = part_size(specs[0], data.parts)
@@ -589,7 +923,14 @@ def train_group(
             progress(first + index, info)
 
         chunk = _train_part(
-            specs[part], data, plugins, device, dirs[part], offset if progress else None
+            specs[part],
+            data,
+            plugins,
+            device,
+            dirs[part],
+            offset if progress else None,
+            paths[part],
+            checkpoint_every,
         )
         if isinstance(chunk, Unbatchable):
             yield from fallback(chunk, start=first)
@@ -645,13 +986,36 @@ def _train_part(
     device: torch.device,
     dirs: Sequence[Path | None],
     progress: GroupProgress | None,
+    paths: Sequence[Path | None] = (),
+    checkpoint_every: int | None = 0,
 ) -> list[RunRecord] | Unbatchable:
     started = time.perf_counter()
-    group = GroupTrainer(
-        specs, plugins=plugins, device=device, progress=progress, artifact_dirs=dirs
-    )
+    paths = list(paths) or [None] * len(specs)
+
+    def trainer(resume: bool = True, discarded: str | None = None) -> GroupTrainer:
+        return GroupTrainer(
+            specs,
+            plugins=plugins,
+            device=device,
+            progress=progress,
+            artifact_dirs=dirs,
+            checkpoints=paths,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            discarded=[discarded] * len(specs),
+        )
+
+    group = trainer()
     try:
-        group.build(data)
+        try:
+            group.build(data)
+        except CheckpointMismatch as exc:  # start the group over, from scratch, without them
+            why = f"does not fit the run ({exc})"
+            for path in paths:
+                if path is not None:
+                    group_checkpoints.discard(path, why)
+            group = trainer(resume=False, discarded=why)
+            group.build(data)
     except Unbatchable as why:
         return why
     except Exception as exc:  # a setup failure fails every run of the group
@@ -673,6 +1037,8 @@ def _split_at_init(
     artifact_dirs: Sequence[Path | None] | None,
     progress: GroupProgress | None,
     stream: TextIO | None,
+    paths: Sequence[Path | None],
+    checkpoint_every: int | None,
 ) -> Iterator[RunRecord]:
     """Records of a group that holds ``jaccard_at_init`` runs, in order: those runs (one
     pruning step on untrained weights, nothing to batch) with the single engine, each
@@ -694,7 +1060,16 @@ def _split_at_init(
         if at_init:
             why = Unbatchable("jaccard_at_init runs train nothing, so there is nothing to stack")
             yield from _Fallback(
-                specs[part], plugins, device, data_root, download, dirs[part], offset, stream
+                specs[part],
+                plugins,
+                device,
+                data_root,
+                download,
+                dirs[part],
+                offset,
+                stream,
+                paths[part],
+                checkpoint_every,
             )(why)
         else:
             yield from train_group(
@@ -706,6 +1081,8 @@ def _split_at_init(
                 artifact_dirs=dirs[part],
                 progress=offset,
                 stream=stream,
+                checkpoints=paths[part],
+                checkpoint_every=checkpoint_every,
             )
         start = end
 
@@ -722,6 +1099,9 @@ class _Fallback:
     dirs: Sequence[Path | None]
     progress: GroupProgress | None
     stream: TextIO | None
+    #: Each run's checkpoint file (None: none): the single engine checkpoints and resumes.
+    checkpoints: Sequence[Path | None] = ()
+    checkpoint_every: int | None = 0
 
     def __call__(self, why: Exception, start: int = 0) -> Iterator[RunRecord]:
         """Records of the runs from ``start`` on."""
@@ -739,6 +1119,8 @@ class _Fallback:
                 download=self.download,
                 artifact_dir=self.dirs[i],
                 progress=(lambda info, i=i, p=progress: p(i, info)) if progress else None,  # type: ignore[misc]
+                checkpoint=self.checkpoints[i] if self.checkpoints else None,
+                checkpoint_every=self.checkpoint_every,
             )
 
 
@@ -769,4 +1151,6 @@ class BatchedEngine:
             download=options.download,
             artifact_dirs=[request.artifact_dir for request in requests],
             progress=progress if any(callbacks) else None,
+            checkpoints=[request.checkpoint for request in requests],
+            checkpoint_every=options.checkpoint_every,
         )

@@ -12,7 +12,9 @@ The data position is kept as the data generator's state *at the start of the epo
 number of batches already trained: resuming replays the epoch's order (and its augmentation
 draws) and skips those batches, which is exact for in-memory splits and DataLoaders alike.
 
-Files are written atomically and read with ``torch.load(weights_only=True)``: a checkpoint is
+Files are written atomically (a temporary file renamed over the checkpoint; :func:`prepare`
+and :func:`commit` let a batched group write all its runs' files before renaming any) and
+read with ``torch.load(weights_only=True)``: a checkpoint is
 plain tensors, numbers and strings, never pickled objects. Each file starts with a one-line
 header holding the SHA-256 and the length of what follows, checked before anything is loaded
 (``torch.load`` does not check its zip's CRCs: a flipped bit would resume unnoticed). A
@@ -106,6 +108,16 @@ def write(path: Path, run_id: str, payload: dict[str, Any], *, seed: int | None 
     :param seed: the run's seed, checked on reading.
     :raises WriteFailed: when it cannot be serialized or written; no partial file is left.
     """
+    commit(prepare(path, run_id, payload, seed=seed), path)
+
+
+def prepare(path: Path, run_id: str, payload: dict[str, Any], *, seed: int | None = None) -> Path:
+    """Write ``payload`` into a temporary file beside ``path`` (synced to disk) and return it;
+    :func:`commit` renames it over ``path``. Two steps, so that a caller that writes several
+    checkpoints that belong together (a batched group's) renames none until all are written.
+
+    :raises WriteFailed: when it cannot be serialized or written; no temporary file is left.
+    """
     data = {"format": FORMAT, "dstbench": __version__, "run_id": run_id, "seed": seed, **payload}
     buffer = io.BytesIO()
     try:
@@ -124,12 +136,24 @@ def write(path: Path, run_id: str, payload: dict[str, Any], *, seed: int | None 
             handle.write(body)
             handle.flush()
             os.fsync(handle.fileno())
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise WriteFailed(f"{path}: {exc.strerror or exc}") from exc
+    return Path(tmp)
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """Rename the temporary file that :func:`prepare` wrote over ``path`` (atomic).
+
+    :raises WriteFailed: when it cannot be renamed; the temporary file is removed.
+    """
+    try:
         os.replace(tmp, path)
     except OSError as exc:
         raise WriteFailed(f"{path}: {exc.strerror or exc}") from exc
     finally:
-        if tmp is not None and Path(tmp).exists():
-            Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def _verified_body(path: Path) -> tuple[bytes | None, str | None]:

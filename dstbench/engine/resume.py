@@ -81,6 +81,11 @@ def resume(run: SingleRun, totals: Accumulator) -> checkpoints.Resumed | None:
     data, problem = checkpoints.read(
         run.checkpoint, state.spec.run_id, seed=state.spec.seed, epochs=state.spec.epochs
     )
+    finished = data.get("finished") if data is not None else None
+    if finished is not None:
+        # A run that ended (diverged, invalid, failed) inside a batched group, kept only until
+        # its group's records are written: nothing of it can be trained on.
+        data, problem = None, f"it holds the end ({finished.get('status')}) of a batched run"
     if problem is not None:
         checkpoints.warn_discarded(run.checkpoint, problem)
         log.extra["checkpoint"] = {"discarded": problem}
