@@ -1,6 +1,6 @@
 """Per-run overhead of the executors on tiny runs, side by side in one invocation.
 
-    python benchmarks/cluster_overhead.py                  # 8 runs, 2 workers: about a minute
+    python benchmarks/cluster_overhead.py                  # 8 runs, 2 workers, 3 rounds: ~3 min
     python benchmarks/cluster_overhead.py --runs 16 -j 4 --dask-address tcp://head:8786
 
 The same suite of ``--runs`` tiny runs (an MLP with one hidden layer of 32 units on digits,
@@ -10,11 +10,13 @@ CPU thread:
 1. ``local``: ``-j`` worker processes on this machine; wall time includes starting them.
 2. ``dask``: a ``LocalCluster`` of ``-j`` single-threaded workers started here beforehand (its
    start-up time is printed apart, not counted), or the scheduler at ``--dask-address``. Each
-   run is a task that starts a fresh Python process on its worker.
+   run is a task; the runs of one suite on one worker share a run server (one Python process,
+   started with the suite's first run there, as a local worker is).
 3. ``slurm``, when submitit is installed, ``sbatch`` is on PATH and ``sinfo`` shows a usable
    node (else a line says why it is skipped): one job array through the real scheduler, with
    the executor and parameters of ``--slurm`` (``poll=1``: the driver looks every second).
 
+The executors take turns for ``--rounds`` rounds and the median round of each is reported.
 For each it prints the wall time of the suite, the wall time per run (wall / runs) and its
 ratio to ``local``; the mean training time per run (from the records' timings) says how much
 of that is the runs themselves. On a machine shared with other work only the ratios mean
@@ -24,10 +26,12 @@ something, and even they move with the load (the load average is printed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import logging
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -110,6 +114,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="epochs per run (default 2)")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="workers (default 2)")
     parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds over the executors, in turn (default 3)"
+    )
+    parser.add_argument(
         "--dask-address", default="", help="a running scheduler (default: a LocalCluster here)"
     )
     parser.add_argument(
@@ -122,50 +129,37 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     print(
         f"{args.runs} runs of mlp[hidden=[32]] on digits, {args.epochs} epochs, "
-        f"{args.jobs} workers, 1 thread per run"
+        f"{args.jobs} workers, 1 thread per run, {args.rounds} rounds (medians)"
     )
-    results: list[tuple[str, float, float]] = []
+    executors: dict[str, dict[str, Any]] = {"local": {"name": "local", "params": {"threads": 1}}}
     notes: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        local = {"name": "local", "params": {"threads": 1}}
-        results.append(("local", *timed(suite, local, args.jobs, root / "local")))
-
+    with contextlib.ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         if not args.no_dask:
-            try:
-                import distributed  # noqa: F401
-
-                from dstbench.suite.dask_executor import local_cluster
-            except ImportError:
-                notes.append("dask: skipped, dask.distributed is not installed")
-            else:
-                cluster = None
-                address = args.dask_address
-                if not address:
-                    started = time.perf_counter()
-                    cluster = local_cluster(args.jobs)  # 127.0.0.1, no dashboard
-                    address = cluster.scheduler_address
-                    notes.append(
-                        f"dask: a LocalCluster of {args.jobs} workers, started in "
-                        f"{time.perf_counter() - started:.1f} s (not counted)"
-                    )
-                try:
-                    dask = {"name": "dask", "params": {"address": address, "threads": 1}}
-                    results.append(("dask", *timed(suite, dask, args.jobs, root / "dask")))
-                finally:
-                    if cluster is not None:
-                        cluster.close()
-
+            address = dask_address(args, stack, notes)
+            if address:
+                executors["dask"] = {"name": "dask", "params": {"address": address, "threads": 1}}
         why = slurm_missing()
         if why is None:
-            slurm = executor_ref(args.slurm)
-            try:
-                results.append(("slurm", *timed(suite, slurm, args.jobs, root / "slurm")))
-            except DstbenchError as exc:  # sbatch refused: say so, keep the other columns
-                notes.append(f"slurm: failed, {exc}")
+            executors["slurm"] = executor_ref(args.slurm)
         else:
             notes.append(f"slurm: skipped, {why}")
+        # The executors take turns, round after round, so that a change in the machine's
+        # load weighs on each alike; the median round is reported.
+        walls: dict[str, list[float]] = {name: [] for name in executors}
+        trains: dict[str, list[float]] = {name: [] for name in executors}
+        for round_ in range(args.rounds):
+            for name, executor in list(executors.items()):
+                try:
+                    wall, train = timed(suite, executor, args.jobs, root / f"{name}-{round_}")
+                except DstbenchError as exc:  # sbatch refused: say so, keep the others
+                    notes.append(f"{name}: failed, {exc}")
+                    del executors[name]
+                    continue
+                walls[name].append(wall)
+                trains[name].append(train)
 
+    results = [(n, statistics.median(walls[n]), statistics.median(trains[n])) for n in executors]
     base = results[0][1] / args.runs
     rows = [
         [name, f"{wall:.1f}", f"{wall / args.runs:.2f}", f"{wall / args.runs / base:.2f}x",
@@ -177,6 +171,27 @@ def main() -> None:
     for note in notes:
         print(note)
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def dask_address(args: argparse.Namespace, stack: contextlib.ExitStack, notes: list[str]) -> str:
+    """The scheduler for the ``dask`` column: ``--dask-address``, or a ``LocalCluster`` of
+    ``-j`` workers started here (closed with ``stack``); empty when dask is missing."""
+    try:
+        import distributed  # noqa: F401
+
+        from dstbench.suite.dask_executor import local_cluster
+    except ImportError:
+        notes.append("dask: skipped, dask.distributed is not installed")
+        return ""
+    if args.dask_address:
+        return str(args.dask_address)
+    started = time.perf_counter()
+    cluster = stack.enter_context(local_cluster(args.jobs))  # 127.0.0.1, no dashboard
+    notes.append(
+        f"dask: a LocalCluster of {args.jobs} workers, started in "
+        f"{time.perf_counter() - started:.1f} s (not counted)"
+    )
+    return str(cluster.scheduler_address)
 
 
 if __name__ == "__main__":
