@@ -223,7 +223,8 @@ def test_scontrol_requeue_of_a_running_task_resumes_from_its_checkpoint(tmp_path
 def test_detach_then_status_then_a_rerun_that_submits_nothing_new(tmp_path):
     (tmp_path / "s.toml").write_text(DOZEN.replace("seeds = [0, 1, 2]", "seeds = [0]"))
     suite, out = str(tmp_path / "s.toml"), tmp_path / "out"
-    detached = dstbench("suite", suite, "-o", str(out), "--executor", "slurm[poll=1]", "--detach")
+    executor = "slurm[poll=1,pack=1]"  # one task per run
+    detached = dstbench("suite", suite, "-o", str(out), "--executor", executor, "--detach")
     assert detached.returncode == 0, detached.stdout + detached.stderr
     assert "detached: 4 runs queued" in detached.stdout
     jobs = {e.job_id for e in Ledger(out).load().values()}
@@ -232,7 +233,7 @@ def test_detach_then_status_then_a_rerun_that_submits_nothing_new(tmp_path):
     assert status.returncode == 0, status.stdout + status.stderr
     assert "mlp/digits" in status.stdout
     wait_for(lambda: len(records(out)) == 4, 300, "the detached runs' records")
-    again = dstbench("suite", suite, "-o", str(out), "--executor", "slurm[poll=1]")
+    again = dstbench("suite", suite, "-o", str(out), "--executor", executor)
     assert again.returncode == 0, again.stdout + again.stderr
     assert {e.job_id for e in Ledger(out).load().values()} == jobs  # nothing submitted
     assert all(r["status"] == "ok" for r in records(out).values())
