@@ -78,6 +78,24 @@ def test_balanced_packs_round_robin_without_estimates():
         ["r2", "r5"],
     ]
     assert balanced_packs(jobs(2), 5) == [[j] for j in jobs(2)]
+    # A suite that alternates two criteria: dealt as they come, one task would get all the
+    # runs of each; dealt cell by cell, each task gets two runs of each.
+    specs = [
+        {"model": "mlp", "dataset": "digits", "epochs": 1, "criterion": c, "seed": s}
+        for s in range(4)
+        for c in ("magnitude", "set")
+    ]
+    mixed = [
+        Job(f"r{i}", build_spec(spec, REGISTRY), f"/x/r{i}.json", "x")
+        for i, spec in enumerate(specs)
+    ]
+    packs = balanced_packs(mixed, 2)
+    assert [[j.run_id for j in p] for p in packs] == [
+        ["r0", "r1", "r4", "r5"],
+        ["r2", "r3", "r6", "r7"],
+    ]
+    for pack in packs:
+        assert sorted(j.spec["criterion"]["name"] for j in pack) == ["magnitude"] * 2 + ["set"] * 2
     assert balanced_packs([], 3) == []
 
 

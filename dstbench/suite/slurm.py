@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import os
 import re
@@ -442,25 +443,40 @@ def _loads(seconds: Sequence[float], tasks: int) -> list[float]:
 def balanced_packs(
     jobs: Sequence[Job], tasks: int, seconds: Sequence[float] | None = None
 ) -> list[list[Job]]:
-    """``jobs`` in ``tasks`` packs of balanced work.
+    """``jobs`` in ``tasks`` packs of balanced work; each pack keeps the suite's order.
 
-    Without estimates, round-robin: consecutive runs of a suite differ in a cell (density,
-    criterion, seed), so each task gets a mix of the suite's cells instead of a contiguous
-    run of one of them (whose cost may differ from the others'). With estimates (one per job),
-    longest first to the least loaded task; each pack keeps the suite's order.
+    Without estimates, the runs of each cell (the same spec but for the seed) are dealt
+    round-robin, cell after cell, so that every task gets its share of each density and
+    criterion: dealing the suite's order itself would give all the runs of a criterion to
+    one task whenever the suite alternates as many criteria as there are tasks. With
+    estimates (one per job), longest first to the least loaded task, in the same order among
+    equals.
     """
     tasks = max(1, min(tasks, len(jobs))) if jobs else 0
     if not tasks:
         return []
-    if seconds is None:
-        return [list(jobs[i::tasks]) for i in range(tasks)]
-    loads = [0.0] * tasks
+    cells: dict[str, int] = {}
+    for job in jobs:
+        cells.setdefault(_cell_key(job), len(cells))
+    order = sorted(range(len(jobs)), key=lambda i: cells[_cell_key(jobs[i])])
     chosen: list[list[int]] = [[] for _ in range(tasks)]
-    for index in sorted(range(len(jobs)), key=lambda i: -seconds[i]):
-        least = loads.index(min(loads))
-        loads[least] += seconds[index]
-        chosen[least].append(index)
+    if seconds is None:
+        for n, index in enumerate(order):
+            chosen[n % tasks].append(index)
+    else:
+        loads = [0.0] * tasks
+        for index in sorted(order, key=lambda i: -seconds[i]):
+            least = loads.index(min(loads))
+            loads[least] += seconds[index]
+            chosen[least].append(index)
     return [[jobs[i] for i in sorted(indices)] for indices in chosen if indices]
+
+
+def _cell_key(job: Job) -> str:
+    """What a run has in common with the other seeds of its cell: its spec without the seed."""
+    spec = job.spec.to_json()
+    spec.pop("seed", None)
+    return json.dumps(spec, sort_keys=True, default=str)
 
 
 def _settle_intents(ledger: Ledger, root: Path, reporter: Reporter) -> None:
