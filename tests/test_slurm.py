@@ -137,6 +137,8 @@ def test_auto_pack_fills_the_slots_dealing_cells_and_a_batched_pack_gives_the_lo
     local = dstbench("suite", suite, "-o", str(tmp_path / "local"), "-j", "2")
     assert local.returncode == 0, local.stdout + local.stderr
     out = tmp_path / "auto"
+    preview = dstbench("suite", suite, "-o", str(out), "--executor", "slurm[poll=1]", "--dry-run")
+    assert preview.returncode == 0, preview.stdout + preview.stderr
     done = dstbench("suite", suite, "-o", str(out), "--executor", "slurm[poll=1]")
     assert done.returncode == 0, done.stdout + done.stderr
     slots = scheduler.sinfo_slots("", 1)
@@ -146,6 +148,8 @@ def test_auto_pack_fills_the_slots_dealing_cells_and_a_batched_pack_gives_the_lo
     assert len(said) == 1, done.stdout
     assert said[0].startswith(f"slurm: 12 runs in {tasks} array task")
     assert f"(pack auto: partition {slots.partition} holds {slots.count} task" in said[0]
+    assert said[0] in preview.stdout.splitlines()  # the preview tells the same shape
+    assert f"with {tasks} worker(s)" in preview.stdout
 
     ledger = Ledger(out).load()
     packs = {e.job_id: e.pack for e in ledger.values()}
