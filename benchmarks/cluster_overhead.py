@@ -13,7 +13,9 @@ CPU thread:
    run is a task that starts a fresh Python process on its worker.
 3. ``slurm``, when submitit is installed, ``sbatch`` is on PATH and ``sinfo`` shows a usable
    node (else a line says why it is skipped): one job array through the real scheduler, with
-   the executor and parameters of ``--slurm`` (``poll=1``: the driver looks every second).
+   the executor and parameters of ``--slurm`` (``poll=1``: the driver looks every second; the
+   default pack is automatic, one task per slot of the partition, each training its share of
+   the runs in one process; ``slurm[poll=1,time=10,pack=1]`` gives one task per run).
 
 For each it prints the wall time of the suite, the wall time per run (wall / runs) and its
 ratio to ``local``; the mean training time per run (from the records' timings) says how much
