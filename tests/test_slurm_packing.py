@@ -118,7 +118,7 @@ def test_the_shape_line_says_tasks_runs_per_task_and_why(monkeypatch):
     assert [len(p) for p in packs] == [2] * 6
     assert line == (
         "slurm: 12 runs in 6 array tasks of 2 runs (pack auto: partition main holds 6 tasks at "
-        "once (2 nodes, CPUs at cpus_per_task = 8))"
+        "once (2 nodes, by CPUs: cpus_per_task = 8))"
     )
     packs, line = _executor(monkeypatch, array_parallelism=5).packs(jobs(12), None)
     assert [len(p) for p in packs] == [3, 3, 2, 2, 2]

@@ -369,7 +369,7 @@ def _slots_text(found: scheduler.Slots, executor: SlurmExecutor) -> str:
     nodes = f"{found.nodes} node{'s' if found.nodes != 1 else ''}"
     text = (
         f"partition {found.partition} holds {found.count} task{'s' if found.count != 1 else ''}"
-        f" at once ({nodes}, {found.limit} at {asks})"
+        f" at once ({nodes}, by {found.limit}: {asks})"
     )
     if not found.count:
         text += ": one task, for SLURM to say why it cannot start"
