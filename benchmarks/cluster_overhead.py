@@ -14,7 +14,9 @@ CPU thread:
    started with the suite's first run there, as a local worker is).
 3. ``slurm``, when submitit is installed, ``sbatch`` is on PATH and ``sinfo`` shows a usable
    node (else a line says why it is skipped): one job array through the real scheduler, with
-   the executor and parameters of ``--slurm`` (``poll=1``: the driver looks every second).
+   the executor and parameters of ``--slurm`` (``poll=1``: the driver looks every second; the
+   default pack is automatic, one task per slot of the partition, each training its share of
+   the runs in one process; ``slurm[poll=1,time=10,pack=1]`` gives one task per run).
 
 The executors take turns for ``--rounds`` rounds and the median round of each is reported.
 For each it prints the wall time of the suite, the wall time per run (wall / runs) and its

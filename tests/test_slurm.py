@@ -127,6 +127,77 @@ def test_a_dozen_runs_give_the_local_records_with_and_without_packing(tmp_path):
         assert board_without_executor(out) == board_without_executor(tmp_path / "local")
 
 
+def test_auto_pack_fills_the_slots_dealing_cells_and_a_batched_pack_gives_the_local_records(
+    tmp_path,
+):
+    """The default pack: one array task per slot of the partition (``sinfo``), each cell's
+    runs dealt round-robin; each task trains its runs as one batched group."""
+    (tmp_path / "s.toml").write_text(DOZEN + 'engine = "batched"\n')
+    suite = str(tmp_path / "s.toml")
+    local = dstbench("suite", suite, "-o", str(tmp_path / "local"), "-j", "2")
+    assert local.returncode == 0, local.stdout + local.stderr
+    out = tmp_path / "auto"
+    preview = dstbench("suite", suite, "-o", str(out), "--executor", "slurm[poll=1]", "--dry-run")
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    done = dstbench("suite", suite, "-o", str(out), "--executor", "slurm[poll=1]")
+    assert done.returncode == 0, done.stdout + done.stderr
+    slots = scheduler.sinfo_slots("", 1)
+    assert isinstance(slots, scheduler.Slots) and slots.count >= 1, slots
+    tasks = min(12, slots.count)
+    said = [line for line in done.stdout.splitlines() if line.startswith("slurm: 12 runs in")]
+    assert len(said) == 1, done.stdout
+    assert said[0].startswith(f"slurm: 12 runs in {tasks} array task")
+    assert f"(pack auto: partition {slots.partition} holds {slots.count} task" in said[0]
+    assert said[0] in preview.stdout.splitlines()  # the preview tells the same shape
+    assert f"with {tasks} worker(s)" in preview.stdout
+
+    ledger = Ledger(out).load()
+    packs = {e.job_id: e.pack for e in ledger.values()}
+    assert len(packs) == tasks and len({j.split("_")[0] for j in packs}) == 1  # one array
+    assert sorted(r for p in packs.values() for r in p) == sorted(ledger)
+    assert max(map(len, packs.values())) - min(map(len, packs.values())) <= 1
+    got = records(out)
+    if tasks <= 3:  # each task has 4 runs or more: some of each criterion and density
+        for pack in packs.values():
+            assert {got[r]["spec"]["criterion"]["name"] for r in pack} == {"magnitude", "set"}
+            assert {got[r]["spec"]["density"] for r in pack} == {0.1, 0.2}
+    states: dict = {}
+
+    def accounted() -> bool:
+        states.update(scheduler.sacct_states(sorted(packs)) or {})
+        return len(states) == tasks
+
+    wait_for(accounted, 60, "the tasks in accounting")
+    assert {s.state for s in states.values()} == {"COMPLETED"}, states
+
+    expected = {k: comparable(r) for k, r in records(tmp_path / "local").items()}
+    assert {k: comparable(r) for k, r in got.items()} == expected
+    for run_id, record in got.items():
+        assert record["execution"]["engine"] == "batched"
+        # the task's runs were trained together, in one group
+        assert record["timings"]["group_size"] == len(ledger[run_id].pack)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("-2", "parameter 'pack' expects an integer >= 1, or 0 for automatic, got -2"),
+        # the registry's type check, before the executor is built
+        ('"auto"', "parameter 'pack' expects int (default 0), got str 'auto'"),
+    ],
+)
+def test_a_bad_pack_in_a_suite_file_is_one_line_naming_the_file_and_key(tmp_path, value, says):
+    path = tmp_path / "bad.toml"
+    path.write_text(DOZEN + f'executor = {{name = "slurm", pack = {value}}}\n')
+    out = tmp_path / "out"
+    done = dstbench("suite", str(path), "-o", str(out))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        f"dstbench: error: {path}: {'executor: ' if 'auto' in value else ''}executor 'slurm' {says}"
+    ]
+    assert not out.exists()
+
+
 def _long_suite(tmp_path: Path, epochs: int, seeds: str = "[0, 1]") -> str:
     path = tmp_path / "long.toml"
     path.write_text(LONG_AND_SHORT.format(epochs=epochs, seeds=seeds))
@@ -223,7 +294,8 @@ def test_scontrol_requeue_of_a_running_task_resumes_from_its_checkpoint(tmp_path
 def test_detach_then_status_then_a_rerun_that_submits_nothing_new(tmp_path):
     (tmp_path / "s.toml").write_text(DOZEN.replace("seeds = [0, 1, 2]", "seeds = [0]"))
     suite, out = str(tmp_path / "s.toml"), tmp_path / "out"
-    detached = dstbench("suite", suite, "-o", str(out), "--executor", "slurm[poll=1]", "--detach")
+    executor = "slurm[poll=1,pack=1]"  # one task per run
+    detached = dstbench("suite", suite, "-o", str(out), "--executor", executor, "--detach")
     assert detached.returncode == 0, detached.stdout + detached.stderr
     assert "detached: 4 runs queued" in detached.stdout
     jobs = {e.job_id for e in Ledger(out).load().values()}
@@ -232,7 +304,7 @@ def test_detach_then_status_then_a_rerun_that_submits_nothing_new(tmp_path):
     assert status.returncode == 0, status.stdout + status.stderr
     assert "mlp/digits" in status.stdout
     wait_for(lambda: len(records(out)) == 4, 300, "the detached runs' records")
-    again = dstbench("suite", suite, "-o", str(out), "--executor", "slurm[poll=1]")
+    again = dstbench("suite", suite, "-o", str(out), "--executor", executor)
     assert again.returncode == 0, again.stdout + again.stderr
     assert {e.job_id for e in Ledger(out).load().values()} == jobs  # nothing submitted
     assert all(r["status"] == "ok" for r in records(out).values())

@@ -196,13 +196,14 @@ def test_a_task_that_can_never_start_stops_the_suite_with_one_line(tmp_path):
 
 
 def test_tasks_cancelled_while_pending_say_cancelled(tmp_path):
-    """One task runs, the other waits for it (array_parallelism = 1); the array is cancelled.
+    """One task runs, the other waits for it (array_parallelism = 1, one run per task); the
+    array is cancelled.
     ``sacct`` then reports the task that never started as a range, ``<array>_[1%1]``."""
     (tmp_path / "s.toml").write_text(SUITE.format(epochs=100).replace("[0]", "[0, 1]"))
     suite, out = str(tmp_path / "s.toml"), tmp_path / "out"
     queued = _dstbench(
         "suite", suite, "-o", str(out), "--detach",
-        "--executor", "slurm[poll=1,array_parallelism=1]",
+        "--executor", "slurm[poll=1,array_parallelism=1,pack=1]",
     )  # fmt: skip
     assert queued.returncode == 0, queued.stdout + queued.stderr
     jobs = sorted({e.job_id for e in Ledger(out).load().values()})

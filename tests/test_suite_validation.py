@@ -258,16 +258,16 @@ def test_an_executor_parameter_out_of_range_names_its_place_and_writes_nothing(
     where, workdir, capsys
 ):
     pytest.importorskip("submitit")
-    executor = 'executor = {name = "slurm", pack = 0}\n' if where == "file" else ""
+    executor = 'executor = {name = "slurm", pack = -1}\n' if where == "file" else ""
     (workdir / "bad.toml").write_text(BASE + executor)
     before = listing(workdir)
-    args = [] if where == "file" else ["--executor", "slurm[pack=0]"]
+    args = [] if where == "file" else ["--executor", "slurm[pack=-1]"]
     code, _out, err = run_cli(["suite", "bad.toml", *args], capsys)
     place = "bad.toml" if where == "file" else "--executor"
     assert code == 2
     assert err == (
         f"dstbench: error: {place}: executor 'slurm' parameter 'pack' expects an integer >= 1, "
-        "got 0\n"
+        "or 0 for automatic, got -1\n"
     )
     assert listing(workdir) == before
 

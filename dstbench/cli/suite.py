@@ -12,7 +12,7 @@ from tabulate import tabulate
 
 from dstbench.cli import warn_plugin_failures
 from dstbench.cli.commands import COMMANDS
-from dstbench.contracts.spec import format_component
+from dstbench.contracts.spec import RunSpec, format_component
 from dstbench.engine.spec import FIELDS
 from dstbench.errors import SpecError, SuiteError
 from dstbench.labels import value_text
@@ -22,6 +22,7 @@ from dstbench.preflight import check_data, dataset_references
 from dstbench.registry import Registry
 from dstbench.resolve import lookup, resolve_component
 from dstbench.suite.cost import cost_text, estimate
+from dstbench.suite.executors import Job, make_executor
 from dstbench.suite.loader import Suite, TooManyRuns, load_suite
 from dstbench.suite.runner import (
     RETRYABLE,
@@ -287,6 +288,11 @@ def run(args: argparse.Namespace) -> int:
         engine = _engine(args.engine, registry) or suite.engine
         costs = estimate(planned, records, registry, args.data_root, engine=engine)
         workers = args.jobs or suite.jobs or default_workers(args.device)
+        shape = _submission_shape(executor or suite.executor, planned, output, engine, registry)
+        if shape is not None:
+            line, tasks = shape
+            print(f"\n{line}")
+            workers = max(tasks, 1)  # on a scheduler, -j means nothing: the tasks run at once
         print("\ncompute (per setup):\n" + cost_text(costs, workers) + "\n")
         print(
             f"suite {suite.name}: {len(planned)} runs: {counts_text(counts)}; "
@@ -316,6 +322,38 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(outcome):
         print(line)
     return outcome.exit_code
+
+
+def _submission_shape(
+    executor: dict[str, Any],
+    planned: Sequence[PlannedRun],
+    output: Path,
+    engine: str,
+    registry: Registry,
+) -> tuple[str, int] | None:
+    """The line the ``slurm`` executor would print about its array (how many tasks, how many
+    runs each, why) and the number of tasks; None for other executors."""
+    if executor["name"] != "slurm":
+        return None
+    try:
+        built = make_executor(executor, registry)
+    except SuiteError as exc:  # e.g. no sbatch on this machine: say so, preview the rest
+        return f"slurm: the array's shape is unknown here ({exc})", 0
+    packs = getattr(built, "packs", None)
+    if not callable(packs):
+        return None
+    jobs = [
+        Job(
+            p.cell.run_id,
+            RunSpec.from_json(p.cell.spec),
+            str(output / "runs" / f"{p.cell.run_id}.json"),
+            p.cell.label,
+        )
+        for p in planned
+        if p.will_run
+    ]
+    chosen, line = packs(jobs, output.resolve(), engine)
+    return line, len(chosen)
 
 
 def data_lines(suite: Suite, registry: Registry, args: argparse.Namespace) -> list[str]:

@@ -374,3 +374,25 @@ def cost_text(costs: Sequence[SetupCost], workers: int) -> str:
     if unknown:
         line += f" (+ {unknown} run(s) of unknown duration: no finished run of their setup)"
     return f"{table}\n\n{line}"
+
+
+def seconds_alike(
+    specs: Sequence[Mapping[str, Any]], records: Iterable[Mapping[str, Any]], engine: str
+) -> list[float | None]:
+    """Each spec's wall time from the finished ``records`` alone, as :func:`estimate`'s first
+    and third sources: runs of the same setup, engine, method and density, else of the same
+    setup whatever the engine and density; None where no finished run of its setup exists.
+
+    Nothing is built or probed, so an executor may call it to plan a submission.
+    """
+    by_setup: dict[str, list[Mapping[str, Any]]] = {}
+    for record in _finished(records):
+        by_setup.setdefault(_setup_key(record["spec"]), []).append(record)
+    seconds: list[float | None] = []
+    for spec in specs:
+        same_setup = by_setup.get(_setup_key(spec), [])
+        wanted = _run_key(spec, engine)
+        alike = [r for r in same_setup if _run_key(r["spec"], _engine_of(r)) == wanted]
+        totals = _timing(alike, "total_seconds") or _timing(same_setup, "total_seconds")
+        seconds.append(statistics.fmean(totals) if totals else None)
+    return seconds

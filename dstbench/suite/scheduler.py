@@ -249,3 +249,83 @@ def scancel(job_ids: Iterable[str]) -> None:
     ids = list(job_ids)
     if ids:
         _run(["scancel", *ids])
+
+
+#: ``sinfo``'s format for :func:`partition_slots`: one line per node and partition.
+SINFO_NODES_FORMAT = "%N|%P|%c|%m|%G|%t"
+#: Node states (``sinfo %t``, without its ``*~#!%$@^-`` suffixes) in which a node takes no new
+#: job: it holds no slot for an array about to be submitted.
+_NODE_STATES_NO_JOBS = frozenset(
+    {"down", "drain", "drng", "fail", "failg", "maint", "futr", "inval", "unk", "npc", "boot"}
+)
+_GPUS = re.compile(r"gpu(?::[^:,()]+)?:(\d+)")
+
+
+@dataclass(frozen=True)
+class Slots:
+    """How many tasks of one shape a partition holds at once, and what limits them."""
+
+    count: int
+    #: Usable nodes of the partition.
+    nodes: int
+    #: ``CPUs``, ``GPUs`` or ``memory``: what ran out first on most nodes.
+    limit: str
+    #: The partition read (its name, or the cluster's default one).
+    partition: str
+
+
+def partition_slots(
+    text: str, partition: str, cpus_per_task: int, gpus_per_job: int = 0, mem_gb: float = 0.0
+) -> Slots:
+    """The tasks of ``cpus_per_task`` CPUs (and ``gpus_per_job`` GPUs, ``mem_gb`` GB) that the
+    nodes of ``partition`` hold at once, from ``sinfo -h -N -o SINFO_NODES_FORMAT``.
+
+    ``partition`` empty means the cluster's default (the one ``sinfo`` marks with ``*``). A
+    task runs on one node, so each node counts on its own; nodes that take no job (down,
+    drained) count for nothing. Memory counts only when ``mem_gb`` is set (else the cluster's
+    per-CPU default applies, which CPUs already bound).
+    """
+    seen: set[str] = set()
+    count = nodes = 0
+    limits: dict[str, int] = {}
+    name = partition
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 6:
+            continue
+        node, part, cpus, memory, gres, state = fields
+        default = part.endswith("*")
+        part = part.rstrip("*")
+        if (part != partition if partition else not default) or node in seen:
+            continue
+        name = part
+        seen.add(node)
+        if state.rstrip("*~#!%$@^-").lower() in _NODE_STATES_NO_JOBS:
+            continue
+        nodes += 1
+        fits = {"CPUs": _leading_int(cpus) // cpus_per_task}
+        if gpus_per_job:
+            fits["GPUs"] = sum(int(n) for n in _GPUS.findall(gres)) // gpus_per_job
+        if mem_gb:
+            fits["memory"] = int(_leading_int(memory) // (mem_gb * 1024))
+        limit = min(fits, key=lambda k: fits[k])
+        limits[limit] = limits.get(limit, 0) + 1
+        count += max(0, fits[limit])
+    limit = max(limits, key=lambda k: limits[k]) if limits else "CPUs"
+    return Slots(count, nodes, limit, name or "default")
+
+
+def _leading_int(text: str) -> int:
+    """``"7000+"`` or ``"64"`` -> the number it starts with (0 when none)."""
+    found = re.match(r"\d+", text.strip())
+    return int(found.group()) if found else 0
+
+
+def sinfo_slots(
+    partition: str, cpus_per_task: int, gpus_per_job: int = 0, mem_gb: float = 0.0
+) -> Slots | str:
+    """:func:`partition_slots` as ``sinfo`` says now, or why it cannot be asked."""
+    answer = _run(["sinfo", "-h", "-N", "-o", SINFO_NODES_FORMAT])
+    if answer.out is None:
+        return answer.error
+    return partition_slots(answer.out, partition, cpus_per_task, gpus_per_job, mem_gb)

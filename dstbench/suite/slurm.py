@@ -1,8 +1,16 @@
 """The built-in ``slurm`` executor: a suite's runs as SLURM job arrays, through submitit.
 
-One array task runs one run by default, or ``pack`` runs one after the other (tiny runs must
-not flood the scheduler). A task executes :func:`dstbench.suite.worker.run_job`, which writes
-each record atomically into ``<results>/runs/``; its log is in ``<results>/slurm/<job id>/``.
+One array task trains several runs in one process, so that each pays Python's start and
+torch's import once, not once per run. By default (``pack = 0``) the array has as many tasks
+as can run at once and no more: ``array_parallelism`` when set, else the tasks of
+``cpus_per_task`` CPUs (and ``gpus_per_job`` GPUs, ``mem_gb`` memory) that the partition's nodes
+hold together (``sinfo``); more when finished runs of the same setups estimate that a task would
+otherwise take over half its ``time``. Runs go to tasks round-robin (longest first to the least
+loaded task when estimated), so that every task gets a mix of the suite's cells. ``pack = N``
+puts N consecutive runs in each task instead. A task trains its runs as the engine groups
+them, each group through :func:`dstbench.suite.worker.run_group` (the ``single`` engine: one
+run at a time; ``batched``: compatible runs together), which writes each record atomically
+into ``<results>/runs/``; its log is in ``<results>/slurm/<job id>/``.
 The driver follows the suite from the records and the scheduler (``squeue``, and ``sacct``
 where accounting runs) and keeps a :class:`~dstbench.suite.ledger.Ledger` of which job holds
 which run, so that ``--detach`` can submit and return, and a later invocation never submits a
@@ -20,6 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import math
 import os
 import re
 import shutil
@@ -33,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from dstbench.engine.interrupt import INTERRUPTED, INTERRUPTED_EXIT, stop_on_signals
-from dstbench.errors import SuiteError
+from dstbench.errors import DstbenchError, SuiteError
 from dstbench.io import read_json
 from dstbench.suite import scheduler
 from dstbench.suite.executors import ExecutionOptions, Job, JobState, Reporter
@@ -95,7 +105,8 @@ class SlurmExecutor:
     :param qos: quality of service (empty: the default).
     :param constraint: node features required (``--constraint``).
     :param array_parallelism: tasks of an array running at once (0: no limit of ours).
-    :param pack: runs per array task, run one after the other.
+    :param pack: runs per array task; 0 (default): automatic, as many tasks as run at once
+        (see the module docstring).
     :param extra: further sbatch options, e.g. ``["--exclusive", "--nice=10"]``.
     :param poll: seconds between looks at the scheduler and the records.
     :param requeues: times a task is requeued when it reaches its time limit (it resumes from
@@ -116,7 +127,7 @@ class SlurmExecutor:
         qos: str = "",
         constraint: str = "",
         array_parallelism: int = 0,
-        pack: int = 1,
+        pack: int = 0,
         extra: tuple[str, ...] = (),
         poll: float = 5.0,
         requeues: int = 3,
@@ -126,7 +137,11 @@ class SlurmExecutor:
         _positive("gpus_per_job", gpus_per_job, 0)
         _positive("cpus_per_task", cpus_per_task)
         _positive("array_parallelism", array_parallelism, 0)
-        _positive("pack", pack)
+        if pack < 0:
+            raise SuiteError(
+                f"executor 'slurm' parameter 'pack' expects an integer >= 1, or 0 for "
+                f"automatic, got {pack}"
+            )
         _positive("requeues", requeues, 0)
         if mem_gb < 0:
             raise SuiteError(
@@ -238,6 +253,35 @@ class SlurmExecutor:
             scheduler.scancel(submitted)
             raise
 
+    def packs(
+        self, jobs: Sequence[Job], root: Path | None, engine: str = "single"
+    ) -> tuple[list[list[Job]], str]:
+        """The runs of each array task, and one line that says how many and why.
+
+        ``root``: the results directory, whose finished records estimate run times (None:
+        no estimate).
+        """
+        if self.pack:
+            packs = [list(jobs[i : i + self.pack]) for i in range(0, len(jobs), self.pack)]
+            return packs, _shape_line(packs, f"pack = {self.pack}")
+        seconds = _estimates(jobs, root, engine) if root is not None else None
+        if self.array_parallelism:
+            slots: int | None = self.array_parallelism
+            why = f"array_parallelism = {self.array_parallelism}"
+        else:
+            found = scheduler.sinfo_slots(
+                self.partition, self.cpus_per_task, self.gpus_per_job, self.mem_gb
+            )
+            if isinstance(found, str):
+                slots, why = None, f"sinfo does not answer ({found}): one task per run"
+            else:
+                slots, why = found.count, _slots_text(found, self)
+        count, capped = auto_tasks(len(jobs), slots, seconds, self.time)
+        if capped:
+            why += f"; {capped}"
+        packs = balanced_packs(jobs, count, seconds)
+        return packs, _shape_line(packs, f"pack auto: {why}")
+
     def _submit(
         self,
         jobs: Sequence[Job],
@@ -255,7 +299,8 @@ class SlurmExecutor:
         task_options = ExecutionOptions(
             **{**options.to_dict(), "executor": NAME, "detach": False}
         ).to_dict()
-        groups = [list(jobs[i : i + self.pack]) for i in range(0, len(jobs), self.pack)]
+        groups, shape = self.packs(jobs, root, options.engine)
+        tracker.reporter.note(shape)
         # The submission is announced before sbatch, under a token SLURM keeps as the job's
         # comment: an invocation killed before it records the job ids lets the next one find
         # the array (and adopt or cancel it) instead of leaving it orphaned.
@@ -300,6 +345,138 @@ def _task_ids(array: str, count: int) -> list[str]:
     """The job ids of an array of ``count`` tasks as the ledger keeps them (one task: the
     job's own id, as submitit submits a single task without an array)."""
     return [array] if count == 1 else [f"{array}_{i}" for i in range(count)]
+
+
+def _shape_line(packs: Sequence[Sequence[Job]], why: str) -> str:
+    """``slurm: 12 runs in 2 array tasks of 6 runs (why)``."""
+    if not packs:
+        return f"slurm: no run to submit ({why})"
+    runs = sum(len(p) for p in packs)
+    sizes = sorted({len(p) for p in packs})
+    each = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    tasks = f"{len(packs)} array task{'s' if len(packs) != 1 else ''}"
+    per = f"{each} run{'s' if sizes[-1] != 1 else ''}"
+    return f"slurm: {runs} run{'s' if runs != 1 else ''} in {tasks} of {per} ({why})"
+
+
+def _slots_text(found: scheduler.Slots, executor: SlurmExecutor) -> str:
+    """Why the partition holds ``found.count`` tasks at once, in a few words."""
+    asks = {
+        "CPUs": f"cpus_per_task = {executor.cpus_per_task}",
+        "GPUs": f"gpus_per_job = {executor.gpus_per_job}",
+        "memory": f"mem_gb = {executor.mem_gb:g}",
+    }[found.limit]
+    nodes = f"{found.nodes} node{'s' if found.nodes != 1 else ''}"
+    text = (
+        f"partition {found.partition} holds {found.count} task{'s' if found.count != 1 else ''}"
+        f" at once ({nodes}, by {found.limit}: {asks})"
+    )
+    if not found.count:
+        text += ": one task, for SLURM to say why it cannot start"
+    return text
+
+
+def _estimates(jobs: Sequence[Job], root: Path, engine: str) -> list[float] | None:
+    """Each job's wall time from the finished records in ``root`` (None unless every job
+    has one: a partial estimate would balance the tasks on guesses)."""
+    from dstbench.suite.cost import seconds_alike
+
+    runs = root / "runs"
+    if not runs.is_dir():
+        return None
+    records = []
+    for path in runs.glob("*.json"):
+        with contextlib.suppress(OSError, ValueError):
+            record = read_json(path)
+            if isinstance(record, dict):
+                records.append(record)
+    if not records:
+        return None
+    seconds = seconds_alike([job.spec.to_json() for job in jobs], records, engine)
+    if any(s is None for s in seconds):
+        return None
+    return [float(s) for s in seconds if s is not None]
+
+
+def auto_tasks(
+    runs: int, slots: int | None, seconds: Sequence[float] | None, minutes: int
+) -> tuple[int, str]:
+    """How many array tasks ``runs`` runs get with automatic packing, and what raised the
+    count above ``slots`` (empty when nothing did).
+
+    As many tasks as run at once (``slots``; None: unknown, one task per run), never more
+    than there are runs and at least one. With run times estimated (``seconds``, one per
+    run), more tasks when a task's share would exceed half its time limit (``minutes``):
+    the other half is the margin for the estimate, the start of the task and a requeue.
+    """
+    if runs <= 0:
+        return 0, ""
+    if slots is None:
+        return runs, ""
+    count = max(1, min(runs, slots))
+    if not seconds:
+        return count, ""
+    budget = minutes * 60 / 2
+    if max(seconds) > budget:
+        # One run alone outlasts the budget: every run gets its own task.
+        needed = runs
+    else:
+        needed = max(count, math.ceil(sum(seconds) / budget))
+        while needed < runs and max(_loads(seconds, needed)) > budget:
+            needed += 1
+    if needed <= count:
+        return count, ""
+    return needed, (
+        f"{needed} tasks keep each within half its {minutes}-min time limit (run times "
+        "estimated from finished runs alike)"
+    )
+
+
+def _loads(seconds: Sequence[float], tasks: int) -> list[float]:
+    """Each task's total seconds when the runs go longest first to the least loaded task."""
+    loads = [0.0] * tasks
+    for value in sorted(seconds, reverse=True):
+        loads[loads.index(min(loads))] += value
+    return loads
+
+
+def balanced_packs(
+    jobs: Sequence[Job], tasks: int, seconds: Sequence[float] | None = None
+) -> list[list[Job]]:
+    """``jobs`` in ``tasks`` packs of balanced work; each pack keeps the suite's order.
+
+    Without estimates, the runs of each cell (the same spec but for the seed) are dealt
+    round-robin, cell after cell, so that every task gets its share of each density and
+    criterion: dealing the suite's order itself would give all the runs of a criterion to
+    one task whenever the suite alternates as many criteria as there are tasks. With
+    estimates (one per job), longest first to the least loaded task, in the same order among
+    equals.
+    """
+    tasks = max(1, min(tasks, len(jobs))) if jobs else 0
+    if not tasks:
+        return []
+    cells: dict[str, int] = {}
+    for job in jobs:
+        cells.setdefault(_cell_key(job), len(cells))
+    order = sorted(range(len(jobs)), key=lambda i: cells[_cell_key(jobs[i])])
+    chosen: list[list[int]] = [[] for _ in range(tasks)]
+    if seconds is None:
+        for n, index in enumerate(order):
+            chosen[n % tasks].append(index)
+    else:
+        loads = [0.0] * tasks
+        for index in sorted(order, key=lambda i: -seconds[i]):
+            least = loads.index(min(loads))
+            loads[least] += seconds[index]
+            chosen[least].append(index)
+    return [[jobs[i] for i in sorted(indices)] for indices in chosen if indices]
+
+
+def _cell_key(job: Job) -> str:
+    """What a run has in common with the other seeds of its cell: its spec without the seed."""
+    spec = job.spec.to_json()
+    spec.pop("seed", None)
+    return json.dumps(spec, sort_keys=True, default=str)
 
 
 def _settle_intents(ledger: Ledger, root: Path, reporter: Reporter) -> None:
@@ -547,10 +724,11 @@ def signal_delay(minutes: int) -> int:
 
 
 class SlurmTask:
-    """What one array task executes (submitit pickles it): its runs, one after the other.
+    """What one array task executes (submitit pickles it): its runs, group after group of
+    the engine (one run at a time with the ``single`` engine).
 
     Runs that already have a final record are skipped, so a requeued task picks up where it
-    stopped, and the run it was in resumes from its checkpoint.
+    stopped, and the runs it was in resume from their checkpoints.
     """
 
     def __init__(
@@ -569,12 +747,12 @@ class SlurmTask:
         return self.timeouts >= self.requeues
 
     def __call__(self) -> dict[str, str]:
-        """Run the task's runs; exit with status 75 when a signal interrupted them."""
+        """Train the task's runs; exit with status 75 when a signal interrupted them."""
         import submitit
 
         from dstbench.engine.interrupt import stop_requested, stop_signal
         from dstbench.plugins import get_plugins
-        from dstbench.suite.worker import configure_threads, run_job
+        from dstbench.suite.worker import configure_threads, run_group
 
         configure_threads(self.threads)
         get_plugins()
@@ -594,17 +772,24 @@ class SlurmTask:
                 # No requeue left: SLURM's early warning must not end the last attempt
                 # early; the limit itself (SIGTERM) still checkpoints the run.
                 signal.signal(signal.SIGUSR2, _train_on)
+            todo: list[Job] = []
             for data in self.jobs:
                 job = Job.from_dict(data)
                 if _final_status(job.record_path) in _FINISHED:
                     statuses[job.run_id] = "skipped"
-                    continue
+                else:
+                    todo.append(job)
+            for group in _groups(todo, options):
                 if stop_requested():
                     break
-                _say_checkpoint(job, "resumes from its checkpoint at")
-                statuses[job.run_id] = run_job(job, options, worker=where)
-                if statuses[job.run_id] == INTERRUPTED:
+                for job in group:
+                    _say_checkpoint(job, "resumes from its checkpoint at")
+                done = run_group(group, options, worker=where)
+                statuses.update(zip((job.run_id for job in group), done, strict=True))
+                stopped = [j for j, s in zip(group, done, strict=True) if s == INTERRUPTED]
+                for job in stopped:
                     _say_checkpoint(job)
+                if stopped:
                     break
         if stop_requested():
             handler = replaced.get(signal.SIGUSR2)
@@ -622,6 +807,20 @@ class SlurmTask:
 
         self.timeouts += 1
         return submitit.helpers.DelayedSubmission(self)
+
+
+def _groups(jobs: Sequence[Job], options: ExecutionOptions) -> list[list[Job]]:
+    """A task's runs as its engine trains them: one group per run (``single``), or groups of
+    compatible runs trained together (``batched``: ``options.group`` runs at most, 0: one
+    group of all that are compatible, the task being a single worker)."""
+    from dstbench.plugins import get_plugins
+    from dstbench.suite.worker import make_engine
+
+    try:
+        engine = make_engine(options.engine, get_plugins().registry)
+    except DstbenchError:
+        return [[job] for job in jobs]  # run_group records the same error for each run
+    return engine.groups(jobs, options.group, 1)
 
 
 def _train_on(signum: int, frame: Any) -> None:
