@@ -234,7 +234,7 @@ class _Follower:
     def submit(self, jobs: Sequence[Job], number: int) -> None:
         suffix = f"+{len(jobs) - 1}" if len(jobs) > 1 else ""
         future = self.client.submit(
-            run_in_subprocess,
+            run_task,
             [job.to_dict() for job in jobs],
             self.payload,
             self.threads,
@@ -716,7 +716,7 @@ def _worker_closing() -> bool:
     return getattr(status, "name", "") in ("closing", "closed", "failed")
 
 
-def run_in_subprocess(
+def run_task(
     jobs: list[dict[str, Any]],
     options: dict[str, Any],
     threads: int,

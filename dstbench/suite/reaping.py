@@ -7,9 +7,9 @@ group. After each group of runs the worker kills the other members of its group
 (:func:`kill_group`), so that nothing holds the suite's output pipe open after it finished
 (``dstbench suite ... | cat`` returns) and nothing keeps writing in the results directory.
 
-A process that leaves the group on purpose (``setsid``) is not followed. Dask runs each run
-in a subprocess of its worker, in the worker's group (killing a worker's group kills its
-runs): that subprocess kills its own descendants when its run ends
+A process that leaves the group on purpose (``setsid``) is not followed. Dask runs the runs
+in a run server, a subprocess of its worker, in the worker's group (killing a worker's group
+kills its runs): the server kills its own descendants when each run ends
 (:func:`reap_descendants`).
 """
 

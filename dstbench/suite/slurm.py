@@ -665,6 +665,10 @@ class _Tracker:
                     task.started.add(run_id)
                     self.reporter.started(run_id, f"slurm {task.job_id}")
                 self.reporter.finished(run_id)
+        if len(task.done) == len(task.run_ids):
+            # Every run of the task has its record: the task has nothing left to do, so the
+            # suite need not wait for SLURM to say it ended (its process is exiting).
+            task.ended = True
 
     def end(self, task: _Task, state: JobState) -> None:
         task.ended = True
