@@ -104,7 +104,9 @@ def _running(out: Path) -> bool:
 
 
 def test_a_scheduler_that_does_not_answer_is_waited_for_not_taken_as_ended(tmp_path):
-    (tmp_path / "s.toml").write_text(SUITE.format(epochs=100))
+    # A run that outlasts the silence: a task whose records all exist is done without
+    # SLURM's word, and the driver would end before SLURM answers again.
+    (tmp_path / "s.toml").write_text(SUITE.format(epochs=400))
     suite, out = str(tmp_path / "s.toml"), tmp_path / "out"
     conf = _conf_copy(tmp_path / "conf")
     _cut_off(conf, cut=False)
@@ -121,6 +123,7 @@ def test_a_scheduler_that_does_not_answer_is_waited_for_not_taken_as_ended(tmp_p
         _cut_off(conf, cut=True)  # from here on, dstbench cannot reach SLURM
         status = _dstbench("status", suite, "-o", str(out), env=_env(conf))
         time.sleep(4)  # several looks at poll = 1: today's code took two as "ended"
+        assert not list((out / "runs").glob("*.json")), "the run ended within the silence"
         _cut_off(conf, cut=False)
         output, _ = driver.communicate(timeout=300)
     finally:
