@@ -91,9 +91,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_processes(pgid: int) -> list[tuple[int, str]]:
-    """The run servers (pid, run id) in process group ``pgid`` that are training a run now
-    (read from /proc and the server's ``current`` file)."""
+def server_folders(pgid: int) -> list[tuple[int, Path]]:
+    """The run servers in process group ``pgid``, busy or idle: (pid, its folder), read from
+    /proc (``python -m dstbench.suite.dask_executor --serve FOLDER ...``)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -105,38 +105,35 @@ def run_processes(pgid: int) -> list[tuple[int, str]]:
             continue  # gone meanwhile
         if int(fields[2]) != pgid or "dstbench.suite.dask_executor" not in argv:
             continue
-        try:
-            folder = Path(argv[argv.index("--serve") + 1])
-            found += [(int(entry.name), r) for r in json.loads((folder / "current").read_text())]
-        except (OSError, ValueError, IndexError):
-            continue  # idle, or starting or ending a job just now
+        with contextlib.suppress(ValueError, IndexError):
+            found.append((int(entry.name), Path(argv[argv.index("--serve") + 1])))
     return found
 
 
 def servers(pgid: int) -> list[int]:
     """The run servers in process group ``pgid``, busy or idle."""
+    return [pid for pid, _ in server_folders(pgid)]
+
+
+def run_processes(pgid: int) -> list[tuple[int, str]]:
+    """The run servers (pid, run id) in process group ``pgid`` that are training a run now
+    (from the server's ``current`` file)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid, folder in server_folders(pgid):
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            argv = (entry / "cmdline").read_bytes().decode().split("\0")
-        except (OSError, UnicodeDecodeError, IndexError):
-            continue
-        if int(fields[2]) == pgid and "--serve" in argv and "dstbench.suite.dask_executor" in argv:
-            found.append(int(entry.name))
+            found += [(pid, r) for r in json.loads((folder / "current").read_text())]
+        except (OSError, ValueError):
+            continue  # idle, or starting or ending a job just now
     return found
 
 
 class ServerWatch:
     """Polls the run servers of some workers' process groups in the background: which
-    server processes existed, and which runs each was seen training."""
+    server processes each worker had."""
 
     def __init__(self, groups: list[int]) -> None:
         self.groups = groups
         self.by_worker: dict[int, set[int]] = {}
-        self.runs: dict[int, set[str]] = {}
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.poll, daemon=True)
 
@@ -149,8 +146,6 @@ class ServerWatch:
             for pgid in self.groups:
                 for pid in servers(pgid):
                     self.by_worker.setdefault(pgid, set()).add(pid)
-                for pid, run_id in run_processes(pgid):
-                    self.runs.setdefault(pid, set()).add(run_id)
             time.sleep(0.05)
 
     def __enter__(self) -> ServerWatch:

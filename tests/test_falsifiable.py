@@ -582,7 +582,7 @@ def test_every_engine_run_starts_from_the_same_process_state(registry):
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc (Linux)")
 def test_a_dask_run_process_kills_what_its_plugins_started():
-    """A dask run's subprocess stays in its worker's group; it kills its descendants itself."""
+    """A dask run server stays in its worker's group; it kills its runs' descendants itself."""
     before = set(_sleepers())
     code = (
         "import subprocess; subprocess.Popen(['sleep', '173']);"

@@ -60,7 +60,7 @@ from dstbench.engine.loop import (
 )
 from dstbench.engine.provenance import provenance
 from dstbench.engine.record import assemble_record, error_block
-from dstbench.engine.resume import CheckpointMismatch
+from dstbench.engine.resume import CheckpointMismatch, restore_run
 from dstbench.engine.setup import (
     Setup,
     build_masker,
@@ -313,25 +313,7 @@ class GroupTrainer:
         assert member.model is not None and member.batches is not None
         try:
             member.model.load_state_dict(data["model"])
-            if state.masker is not None:
-                state.masker.restore_topology(data["masks"])
-                state.masker.generator.set_state(data["topology_generator"])
-            if data["data_generator"] is not None and member.batches.generator is not None:
-                member.batches.generator.set_state(data["data_generator"])
-            state.step = int(data["step"])
-            state.prune_fraction = data["prune_fraction"]
-            saved = data["log"]
-            log.curve[:] = saved["curve"]
-            log.updates[:] = saved["updates"]
-            log.overlaps[:] = saved["overlaps"]
-            log.timings.update(saved["timings"])
-            if saved["initial_masks"]:
-                initial = saved["initial_masks"].items()
-                log.initial_masks = {k: v.to(self.device) for k, v in initial}
-            best = data["best"]
-            member.best.accuracy, member.best.epoch = float(best["accuracy"]), best["epoch"]
-            if best["state"] is not None:
-                member.best.state = {k: v.to(self.device) for k, v in best["state"].items()}
+            restore_run(state, member.best, member.batches.generator, data, self.device)
             finished = data.get("finished")
             if finished is not None:  # it ended before the checkpoint: only its record is left
                 log.status, log.reason, log.error = (

@@ -12,7 +12,7 @@ import torch
 from dstbench.engine import checkpoint as checkpoints
 
 if TYPE_CHECKING:
-    from dstbench.engine.loop import Accumulator, SingleRun
+    from dstbench.engine.loop import Accumulator, Best, RunState, SingleRun
 
 
 class CheckpointMismatch(Exception):
@@ -103,14 +103,9 @@ def resume(run: SingleRun, totals: Accumulator) -> checkpoints.Resumed | None:
 
 
 def _restore(run: SingleRun, data: dict[str, Any], totals: Accumulator) -> None:
-    state, log, masker = run.state, run.state.log, run.state.masker
     run.setup.model.load_state_dict(data["model"])
     run.optimizer.load_state_dict(data["optimizer"])
-    if masker is not None:
-        masker.restore_topology(data["masks"])
-        masker.generator.set_state(data["topology_generator"])
-    if run.data_generator is not None and data["data_generator"] is not None:
-        run.data_generator.set_state(data["data_generator"])
+    restore_run(run.state, run.best, run.data_generator, data, run.device)
     checkpoints.set_global_rng_state(data["rng"])
     assert run.scheduler is not None
     run.scheduler.last_epoch = data["epoch"]
@@ -118,6 +113,25 @@ def _restore(run: SingleRun, data: dict[str, Any], totals: Accumulator) -> None:
     totals.loss.copy_(data["totals"]["loss"])
     totals.correct.copy_(data["totals"]["correct"])
     totals.seen = int(data["totals"]["seen"])
+
+
+def restore_run(
+    state: RunState,
+    best: Best,
+    data_generator: torch.Generator | None,
+    data: dict[str, Any],
+    device: torch.device,
+) -> None:
+    """Put what a checkpoint holds of one run's DST state back (masks, its generators, step,
+    log and best-validation state), after the caller has loaded the weights. The optimizer,
+    epoch totals and process-wide generators are the caller's too (a batched group shares
+    them between its runs)."""
+    masker, log = state.masker, state.log
+    if masker is not None:
+        masker.restore_topology(data["masks"])
+        masker.generator.set_state(data["topology_generator"])
+    if data_generator is not None and data["data_generator"] is not None:
+        data_generator.set_state(data["data_generator"])
     state.step = int(data["step"])
     state.prune_fraction = data["prune_fraction"]
     saved = data["log"]
@@ -126,8 +140,8 @@ def _restore(run: SingleRun, data: dict[str, Any], totals: Accumulator) -> None:
     log.overlaps[:] = saved["overlaps"]
     log.timings.update(saved["timings"])
     if saved["initial_masks"]:
-        log.initial_masks = {k: v.to(run.device) for k, v in saved["initial_masks"].items()}
-    best = data["best"]
-    run.best.accuracy, run.best.epoch = float(best["accuracy"]), best["epoch"]
-    if best["state"] is not None:
-        run.best.state = {k: v.to(run.device) for k, v in best["state"].items()}
+        log.initial_masks = {k: v.to(device) for k, v in saved["initial_masks"].items()}
+    saved_best = data["best"]
+    best.accuracy, best.epoch = float(saved_best["accuracy"]), saved_best["epoch"]
+    if saved_best["state"] is not None:
+        best.state = {k: v.to(device) for k, v in saved_best["state"].items()}
